@@ -1,0 +1,47 @@
+/** Errors shared by the command line and the daemon. */
+
+/** A problem with the command line or its inputs: the program exits with status 2. */
+export class UsageError extends Error {
+  /** Creates a usage error with a message for the user. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/** Reasons for common OS error codes, in the words an admin expects. */
+const REASONS: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or directory",
+  ENOTDIR: "not a directory",
+  EISDIR: "is a directory",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EIO: "input/output error",
+  EMFILE: "too many open files",
+  ENFILE: "too many open files in system",
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "address not available on this host",
+  EAFNOSUPPORT: "address family not supported",
+};
+
+/** A short, lower-case reason for an error, without Deno's "(os error N)" suffix. */
+export function reason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && code in REASONS) return REASONS[code];
+  const message = error.message.replace(/ \(os error \d+\).*$/s, "");
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+/**
+ * Whether `error` comes from the operating system. Deno maps some OS errors to named classes
+ * (`Deno.errors.*`) but others, like ENOSPC and EMFILE, only to an `Error` with a `code`.
+ */
+export function isOsError(error: unknown): error is Error & { code: string } {
+  return error instanceof Error &&
+    (Object.values(Deno.errors).some((type) => error instanceof type) ||
+      typeof (error as { code?: unknown }).code === "string");
+}

@@ -1,0 +1,184 @@
+/**
+ * The log target: a file opened for appending (reopened by path on SIGHUP) or standard error.
+ *
+ * Lines written during one event-loop turn are joined and written with one system call in a
+ * microtask, so a connection's line reaches the kernel before the turn ends (fail2ban bans on
+ * it) while a burst of connections costs one write. There is no user-space buffer beyond that.
+ */
+import { dirname } from "node:path";
+import { isOsError, reason } from "./errors.ts";
+
+/** Mode of a log file that net-bouncer creates (the group may read it: fail2ban, adm). */
+export const LOG_FILE_MODE = 0o640;
+/** Mode of the log file's parent directories that net-bouncer creates. */
+export const LOG_DIR_MODE = 0o750;
+/** The shortest interval between two reports of failing writes, in milliseconds. */
+export const WRITE_ERROR_REPORT_INTERVAL_MS = 10_000;
+
+/** Something that takes bytes, as `Deno.FsFile` and `Deno.stderr` do. */
+export interface WriteTarget {
+  /** Writes some of `data`; returns how many bytes were written. */
+  writeSync(data: Uint8Array): number;
+  /** Releases the target. */
+  close(): void;
+}
+
+/** Options of {@linkcode LogWriter}. */
+export interface LogWriterOptions {
+  /** Receives one-line reports about the log target itself (default: standard error). */
+  report?: (message: string) => void;
+  /** Milliseconds since the epoch (default: `Date.now`). */
+  clock?: () => number;
+  /** Opens a file for appending (default: {@linkcode openLogFile}); tests pass failing ones. */
+  open?: (path: string) => WriteTarget;
+}
+
+/**
+ * Opens `path` for appending, creating it with mode {@linkcode LOG_FILE_MODE} and its missing
+ * parent directories with {@linkcode LOG_DIR_MODE}.
+ *
+ * @throws {Error} with a message that names the path and the reason.
+ */
+export function openLogFile(path: string): WriteTarget {
+  try {
+    Deno.mkdirSync(dirname(path), { recursive: true, mode: LOG_DIR_MODE });
+    return Deno.openSync(path, { append: true, create: true, mode: LOG_FILE_MODE });
+  } catch (error) {
+    if (!isOsError(error)) throw error;
+    throw new Error(`Cannot open log file "${path}": ${reason(error)}`, { cause: error });
+  }
+}
+
+const encoder = new TextEncoder();
+
+function writeStderr(message: string): void {
+  try {
+    Deno.stderr.writeSync(encoder.encode(`net-bouncer: error: ${message}\n`));
+  } catch {
+    // Nowhere left to report to.
+  }
+}
+
+function countLines(bytes: Uint8Array, from: number): number {
+  let count = 0;
+  for (let i = bytes.indexOf(10, from); i !== -1; i = bytes.indexOf(10, i + 1)) count++;
+  return count;
+}
+
+/** Writes complete lines to the log target; never throws on a failing write. */
+export class LogWriter {
+  /** The log file's path, or `null` for standard error. */
+  readonly path: string | null;
+  /** Lines dropped because the target failed. */
+  dropped = 0;
+  #target: WriteTarget;
+  #pending = "";
+  #pendingLines = 0;
+  /** The unwritten end of a line that a failing write cut short; written first. */
+  #carry: Uint8Array | null = null;
+  #failing = false;
+  #droppedSinceReport = 0;
+  #lastReport = -Infinity;
+  #report: (message: string) => void;
+  #clock: () => number;
+  #open: (path: string) => WriteTarget;
+  #flushTask = () => this.flush();
+
+  /** Opens the target: the file at `path`, or standard error for `null`. */
+  constructor(path: string | null, options: LogWriterOptions = {}) {
+    this.path = path;
+    this.#report = options.report ?? writeStderr;
+    this.#clock = options.clock ?? Date.now;
+    this.#open = options.open ?? openLogFile;
+    this.#target = path === null ? Deno.stderr : this.#open(path);
+  }
+
+  /** Queues one complete line (ending in a newline); it is written before this turn ends. */
+  write(line: string): void {
+    if (this.#pendingLines === 0) queueMicrotask(this.#flushTask);
+    this.#pending += line;
+    this.#pendingLines++;
+  }
+
+  /** Writes all queued lines now. */
+  flush(): void {
+    if (this.#pendingLines === 0 && this.#carry === null) return;
+    let bytes = encoder.encode(this.#pending);
+    this.#pending = "";
+    this.#pendingLines = 0;
+    if (this.#carry !== null) {
+      const joined = new Uint8Array(this.#carry.length + bytes.length);
+      joined.set(this.#carry);
+      joined.set(bytes, this.#carry.length);
+      bytes = joined;
+      this.#carry = null;
+    }
+    let offset = 0;
+    try {
+      while (offset < bytes.length) offset += this.#target.writeSync(bytes.subarray(offset));
+    } catch (error) {
+      if (!isOsError(error)) throw error;
+      this.#failed(error, bytes, offset);
+      return;
+    }
+    if (this.#failing) this.#resumed();
+  }
+
+  /** Reopens the log file by its path (after rotation); keeps the old file if that fails. */
+  reopen(): void {
+    this.flush();
+    if (this.path === null) return;
+    let target: WriteTarget;
+    try {
+      target = this.#open(this.path);
+    } catch (error) {
+      if (!(error instanceof Error)) throw error;
+      this.#report(`${error.message}; still writing to the previous file`);
+      return;
+    }
+    this.#target.close();
+    this.#target = target;
+  }
+
+  /** Writes what is queued and closes the file. */
+  close(): void {
+    this.flush();
+    if (this.path !== null) this.#target.close();
+  }
+
+  #failed(error: Error & { code: string }, bytes: Uint8Array, offset: number): void {
+    // A line cut short is finished first when writes work again, so no partial line remains;
+    // the whole lines after it are dropped and counted, which bounds memory on a full disk.
+    const atLineStart = offset === 0 || bytes[offset - 1] === 10;
+    let rest = offset;
+    if (!atLineStart) {
+      const end = bytes.indexOf(10, offset) + 1;
+      this.#carry = bytes.slice(offset, end);
+      rest = end;
+    }
+    const lost = countLines(bytes, rest);
+    this.dropped += lost;
+    this.#droppedSinceReport += lost;
+    this.#failing = true;
+    const now = this.#clock();
+    if (now - this.#lastReport >= WRITE_ERROR_REPORT_INTERVAL_MS) {
+      this.#lastReport = now;
+      this.#report(
+        `Cannot write log ${this.#name()}: ${reason(error)}; ` +
+          `${this.#droppedSinceReport} line(s) dropped so far`,
+      );
+    }
+  }
+
+  #resumed(): void {
+    this.#failing = false;
+    const dropped = this.#droppedSinceReport;
+    this.#droppedSinceReport = 0;
+    this.#lastReport = -Infinity;
+    this.#report(`Writing log ${this.#name()} again after dropping ${dropped} line(s)`);
+  }
+
+  #name(): string {
+    return this.path === null ? "to standard error" : `file "${this.path}"`;
+  }
+}

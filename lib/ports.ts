@@ -1,0 +1,50 @@
+/** Parsing of `-p` port specifications: `22`, `23,2323`, `8000-8010`. */
+
+/** The most ports one process listens on. */
+export const MAX_PORTS = 1024;
+/** The highest TCP port number. */
+const MAX_PORT = 65535;
+
+const NUMBER = /^[0-9]{1,5}$/;
+
+function parsePort(text: string): number {
+  const port = NUMBER.test(text) ? Number(text) : NaN;
+  if (!(port >= 1 && port <= MAX_PORT)) {
+    throw new RangeError(`Cannot listen on port "${text}": value must be 1-${MAX_PORT}`);
+  }
+  return port;
+}
+
+/**
+ * Parses port specifications into a sorted list of distinct ports.
+ *
+ * @throws {RangeError} on a bad value, a descending range or more than {@linkcode MAX_PORTS}.
+ */
+export function parsePorts(specs: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const spec of specs) {
+    for (const item of spec.split(",")) {
+      const range = /^([^-]+)-([^-]*)$/.exec(item);
+      if (range === null) {
+        ports.add(parsePort(item));
+        continue;
+      }
+      if (range[2] === "") {
+        throw new RangeError(`Cannot listen on ports "${item}": a range must be FIRST-LAST`);
+      }
+      const first = parsePort(range[1]);
+      const last = parsePort(range[2]);
+      if (first > last) {
+        throw new RangeError(`Cannot listen on ports "${item}": range must be ascending`);
+      }
+      if (last - first + 1 > MAX_PORTS) {
+        throw new RangeError(`Cannot listen on ports "${item}": at most ${MAX_PORTS} ports`);
+      }
+      for (let port = first; port <= last; port++) ports.add(port);
+    }
+    if (ports.size > MAX_PORTS) {
+      throw new RangeError(`Cannot listen on ${ports.size} ports: at most ${MAX_PORTS} ports`);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}

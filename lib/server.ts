@@ -1,0 +1,226 @@
+/** The daemon: listeners that accept, log one line and close. Nothing is read or sent. */
+import { getLogger } from "@logtape/logtape";
+import { canonicalAddress, isMappedIPv4 } from "./address.ts";
+import { isOsError, reason } from "./errors.ts";
+import type { Formatter } from "./format.ts";
+import type { PrefixSet } from "./address.ts";
+
+/** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
+export type Family = "dual" | "ipv4" | "ipv6";
+/** Opens a TCP listener; `Deno.listen` in production. */
+export type ListenFunction = (options: { hostname: string; port: number }) => Deno.Listener;
+
+/** The shortest interval between two log lines about failing accepts, in milliseconds. */
+export const ACCEPT_ERROR_REPORT_INTERVAL_MS = 1_000;
+/** Pause after a failed accept (e.g. EMFILE), so a full fd table does not spin the CPU, in ms. */
+export const ACCEPT_ERROR_BACKOFF_MS = 10;
+
+const ANY_IPV6 = "::";
+const ANY_IPV4 = "0.0.0.0";
+const PRIVILEGE_HINT = "ports below 1024 need privileges: run as root, give the binary the " +
+  'capability with "setcap cap_net_bind_service=+ep", or use systemd\'s ' +
+  '"AmbientCapabilities=CAP_NET_BIND_SERVICE"';
+
+/** Where log lines go: {@linkcode LogWriter} in production. */
+export interface LineSink {
+  /** Takes one complete line. */
+  write(line: string): void;
+}
+
+/** Options of {@linkcode Bouncer}. */
+export interface BouncerOptions {
+  /** Which clients the any-address listeners take (default `"dual"`). */
+  family?: Family;
+  /** Listen on these addresses only (canonical text); default: any address. */
+  addresses?: readonly string[];
+  /** Connections from these prefixes are closed without a line. */
+  ignore?: PrefixSet;
+  /** Milliseconds since the epoch (default `Date.now`). */
+  clock?: () => number;
+  /** Opens listeners (default `Deno.listen`). */
+  listen?: ListenFunction;
+}
+
+interface Bound {
+  listener: Deno.Listener;
+  port: number;
+}
+
+const logger = getLogger(["net-bouncer", "server"]);
+
+/** Accepts connections on many ports, writes one line for each and closes it at once. */
+export class Bouncer {
+  /** Connections logged. */
+  connections = 0;
+  /** Connections closed without a line (allow-listed, or IPv4 on an IPv6-only listener). */
+  ignored = 0;
+  /** Failed accepts (e.g. too many open files). */
+  acceptErrors = 0;
+  /** The allow-list; replace it to reload. */
+  ignore: PrefixSet | null;
+  #sink: LineSink;
+  #formatter: Formatter;
+  #family: Family;
+  #addresses: readonly string[];
+  #clock: () => number;
+  #listen: ListenFunction;
+  #bound: Bound[] = [];
+  #closed = false;
+  #errorsSinceReport = 0;
+  #lastErrorReport = -Infinity;
+
+  /** Creates a server that writes lines made by `formatter` to `sink`. */
+  constructor(sink: LineSink, formatter: Formatter, options: BouncerOptions = {}) {
+    this.#sink = sink;
+    this.#formatter = formatter;
+    this.#family = options.family ?? "dual";
+    this.#addresses = options.addresses ?? [];
+    this.ignore = options.ignore ?? null;
+    this.#clock = options.clock ?? Date.now;
+    this.#listen = options.listen ?? Deno.listen;
+  }
+
+  /** The addresses and ports listened on. */
+  get addresses(): Deno.NetAddr[] {
+    return this.#bound.map(({ listener }) => listener.addr as Deno.NetAddr);
+  }
+
+  /**
+   * Binds every port (on every address), logging a line for each listener.
+   *
+   * @throws {Error} naming the port and the reason; nothing is left listening then.
+   */
+  listen(ports: readonly number[]): void {
+    try {
+      for (const port of ports) {
+        if (this.#addresses.length > 0) {
+          for (const hostname of this.#addresses) this.#bind(hostname, port, `address ${hostname}`);
+        } else if (this.#family === "ipv4") {
+          this.#bind(ANY_IPV4, port, "IPv4, any address");
+        } else if (this.#family === "ipv6") {
+          this.#bind(ANY_IPV6, port, "IPv6, any address");
+        } else {
+          this.#bindDualStack(port);
+        }
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Accepts connections until {@linkcode close} is called. */
+  async serve(): Promise<void> {
+    await Promise.all(this.#bound.map((bound) => this.#acceptLoop(bound)));
+  }
+
+  /** Closes every listener; {@linkcode serve} then resolves. */
+  close(): void {
+    this.#closed = true;
+    for (const { listener } of this.#bound) {
+      try {
+        listener.close();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+    }
+  }
+
+  #bindDualStack(port: number): void {
+    try {
+      this.#open(ANY_IPV6, port);
+    } catch (error) {
+      // A host without IPv6 (disabled in the kernel) cannot bind "::": serve IPv4 alone.
+      const code = (error as { code?: string }).code;
+      if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
+      logger.warn("IPv6 is not available on this host ({reason}): IPv4 only", {
+        event: "warning",
+        reason: reason(error),
+      });
+      this.#bind(ANY_IPV4, port, "IPv4 only, any address");
+      return;
+    }
+    this.#logListening(port, "IPv4 and IPv6, any address");
+  }
+
+  #bind(hostname: string, port: number, scope: string): void {
+    this.#open(hostname, port);
+    this.#logListening(port, scope);
+  }
+
+  #logListening(port: number, scope: string): void {
+    logger.info("Listening on port {port} ({scope})", { event: "listening", port, scope });
+  }
+
+  #open(hostname: string, port: number): void {
+    try {
+      this.#bound.push({ listener: this.#listen({ hostname, port }), port });
+    } catch (error) {
+      if (!isOsError(error)) throw error;
+      const where = hostname === ANY_IPV4 || hostname === ANY_IPV6
+        ? `port "${port}"`
+        : `"${hostname}" port "${port}"`;
+      const detail = error instanceof Deno.errors.PermissionDenied && port < 1024
+        ? `permission denied (${PRIVILEGE_HINT})`
+        : reason(error);
+      throw new Error(`Cannot listen on ${where}: ${detail}`, { cause: error });
+    }
+  }
+
+  async #acceptLoop({ listener, port }: Bound): Promise<void> {
+    const ipv6Only = this.#family === "ipv6" && this.#addresses.length === 0;
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#closed) return;
+        if (!isOsError(error)) throw error;
+        this.#acceptFailed(port, error);
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_ERROR_BACKOFF_MS));
+        continue;
+      }
+      // The hot path: no read, no write to the socket; close first to free the descriptor.
+      const remote = conn.remoteAddr as Deno.NetAddr;
+      conn.close();
+      if (this.#errorsSinceReport > 0) this.#acceptResumed(port);
+      if (ipv6Only && isMappedIPv4(remote.hostname)) {
+        // Deno cannot set IPV6_V6ONLY: IPv4 clients reach an IPv6 listener and are dropped.
+        this.ignored++;
+        continue;
+      }
+      const address = canonicalAddress(remote.hostname);
+      if (this.ignore !== null && this.ignore.has(address)) {
+        this.ignored++;
+        continue;
+      }
+      this.connections++;
+      this.#sink.write(this.#formatter.connection(this.#clock(), address, remote.port, port));
+    }
+  }
+
+  #acceptFailed(port: number, error: Error): void {
+    this.acceptErrors++;
+    this.#errorsSinceReport++;
+    const now = this.#clock();
+    if (now - this.#lastErrorReport < ACCEPT_ERROR_REPORT_INTERVAL_MS) return;
+    logger.error("Cannot accept on port {port}: {reason} ({count} failed since the last report)", {
+      event: "error",
+      port,
+      reason: reason(error),
+      count: this.#errorsSinceReport,
+    });
+    this.#lastErrorReport = now;
+    this.#errorsSinceReport = 0;
+  }
+
+  #acceptResumed(port: number): void {
+    logger.warn("Accepting on port {port} again ({count} more failed since the last report)", {
+      event: "error",
+      port,
+      count: this.#errorsSinceReport,
+    });
+    this.#errorsSinceReport = 0;
+    this.#lastErrorReport = -Infinity;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * net-bouncer: a honeypot listener. It accepts TCP connections, logs one line for each and
+ * closes it at once, so that fail2ban or CrowdSec can ban the address.
+ *
+ * @module
+ */
+import { configureSync, getLogger, resetSync } from "@logtape/logtape";
+import denoConfig from "./deno.json" with { type: "json" };
+import { parseArgs } from "./lib/cli.ts";
+import { UsageError } from "./lib/errors.ts";
+import { createFormatter } from "./lib/format.ts";
+import { loadIgnoreList } from "./lib/ignore_list.ts";
+import { getLineSink } from "./lib/log_sink.ts";
+import { LogWriter } from "./lib/log_writer.ts";
+import { Bouncer } from "./lib/server.ts";
+
+/** The program's version, from deno.json. */
+export const VERSION: string = denoConfig.version;
+
+const logger = getLogger(["net-bouncer"]);
+
+function printError(message: string): void {
+  // One line, never a stack trace.
+  console.error(`net-bouncer: error: ${message.split("\n")[0]}`);
+}
+
+/** Gives up what the running daemon no longer needs once its ports are bound. */
+async function dropPermissions(keepRead: boolean): Promise<void> {
+  // Accepting on a bound listener needs no permission; any new connection or bind would.
+  await Deno.permissions.revoke({ name: "net" });
+  // Reading is needed only to reload --ignore-file on SIGHUP. Writing stays: SIGHUP reopens
+  // the log file by path (Deno cannot narrow a global grant to one path at run time).
+  if (!keepRead) await Deno.permissions.revoke({ name: "read" });
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Runs net-bouncer with the command-line `args`; resolves to the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let invocation;
+  try {
+    invocation = parseArgs(args, { version: VERSION });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    printError(error.message);
+    return 2;
+  }
+  if (invocation.action === "print") {
+    console.log(invocation.text.trimEnd());
+    return 0;
+  }
+  const config = invocation.config;
+  let ignore;
+  try {
+    ignore = loadIgnoreList(config.ignore, { file: config.ignoreFile });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    printError(error.message);
+    return 2;
+  }
+
+  let writer: LogWriter;
+  try {
+    writer = new LogWriter(config.logFile);
+  } catch (error) {
+    printError((error as Error).message);
+    return 1;
+  }
+  const formatter = createFormatter(config.format);
+  configureSync({
+    sinks: { log: getLineSink(writer, formatter) },
+    loggers: [
+      { category: ["net-bouncer"], sinks: ["log"], lowestLevel: "info" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+  const server = new Bouncer(writer, formatter, {
+    family: config.family,
+    addresses: config.addresses,
+    ignore: ignore.size > 0 ? ignore : undefined,
+  });
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGTERM", () => server.close()],
+    ["SIGINT", () => server.close()],
+    ["SIGHUP", () => {
+      writer.reopen();
+      if (config.ignoreFile === null) return;
+      try {
+        server.ignore = loadIgnoreList(config.ignore, { file: config.ignoreFile });
+        logger.info("Reloaded {file}: {count} prefixes", {
+          event: "reloaded",
+          file: config.ignoreFile,
+          count: server.ignore.size,
+        });
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        logger.error("{message}; keeping the previous list", {
+          event: "error",
+          message: error.message,
+        });
+      }
+    }],
+  ];
+  try {
+    server.listen(config.ports);
+  } catch (error) {
+    writer.close();
+    resetSync();
+    if (!(error instanceof Error)) throw error;
+    printError(error.message);
+    return 1;
+  }
+  for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+  try {
+    await dropPermissions(config.ignoreFile !== null);
+    await server.serve();
+    const ignored = server.ignore !== null || config.family === "ipv6"
+      ? `, ${plural(server.ignored, "ignored connection")}`
+      : "";
+    logger.info(
+      `Stopped after {count} connection${server.connections === 1 ? "" : "s"}${ignored}`,
+      {
+        event: "stopped",
+        count: server.connections,
+        ignored: server.ignored,
+      },
+    );
+    return 0;
+  } finally {
+    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+    server.close();
+    writer.close();
+    resetSync();
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    printError(error instanceof Error ? error.message : String(error));
+    code = 1;
+  }
+  Deno.exit(code);
+}
