@@ -57,15 +57,17 @@ export class PrefixSet {
    */
   add(cidr: string): void {
     const text = cidr.trim();
-    let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
-    try {
-      parsed = text.includes("/") ? ipaddr.parseCIDR(text) : hostPrefix(ipaddr.parse(text));
-    } catch {
-      throw new RangeError(`Cannot ignore "${cidr}": not an IP address or CIDR prefix`);
-    }
-    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(text)) {
-      throw new RangeError(`Cannot ignore "${cidr}": not an IP address or CIDR prefix`);
-    }
+    const [host, bitsText, extra] = text.split("/");
+    const isV4 = ipaddr.IPv4.isValidFourPartDecimal(host);
+    const max = isV4 ? 32 : 128;
+    const valid = extra === undefined &&
+      (isV4 || (!host.includes("%") && ipaddr.IPv6.isValid(host))) &&
+      (bitsText === undefined || (/^\d{1,3}$/.test(bitsText) && Number(bitsText) <= max));
+    if (!valid) throw new RangeError(`Cannot ignore "${cidr}": not an IP address or CIDR prefix`);
+    const parsed: [ipaddr.IPv4 | ipaddr.IPv6, number] = [
+      ipaddr.parse(host),
+      bitsText === undefined ? max : Number(bitsText),
+    ];
     let [address, bits] = parsed;
     // Clients on a dual-stack socket are logged and matched as IPv4: so are mapped prefixes.
     if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96) {
@@ -90,8 +92,4 @@ export class PrefixSet {
     const v4 = ipaddr.IPv4.parse(address);
     return this.#v4.some(([prefix, bits]) => v4.match(prefix, bits));
   }
-}
-
-function hostPrefix(address: ipaddr.IPv4 | ipaddr.IPv6): [ipaddr.IPv4 | ipaddr.IPv6, number] {
-  return [address, address.kind() === "ipv4" ? 32 : 128];
 }
