@@ -45,7 +45,11 @@ export function openLogFile(path: string): WriteTarget {
     return Deno.openSync(path, { append: true, create: true, mode: LOG_FILE_MODE });
   } catch (error) {
     if (!isOsError(error)) throw error;
-    throw new Error(`Cannot open log file "${path}": ${reason(error)}`, { cause: error });
+    // mkdir reports a file where a directory should be as "file exists".
+    const why = error instanceof Deno.errors.AlreadyExists
+      ? `"${dirname(path)}" is not a directory`
+      : reason(error);
+    throw new Error(`Cannot open log file "${path}": ${why}`, { cause: error });
   }
 }
 

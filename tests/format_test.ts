@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { createFormatter } from "../lib/format.ts";
+
+// 2026-11-25 08:01:02.345 UTC
+const MS = Date.UTC(2026, 10, 25, 8, 1, 2, 345);
+
+function withTimeZone(zone: string, fn: () => void): void {
+  const before = Deno.env.get("TZ");
+  Deno.env.set("TZ", zone);
+  try {
+    fn();
+  } finally {
+    if (before === undefined) Deno.env.delete("TZ");
+    else Deno.env.set("TZ", before);
+  }
+}
+
+Deno.test("text format writes exactly the classic line in local time with milliseconds", () => {
+  withTimeZone("UTC", () => {
+    const text = createFormatter("text");
+    assert.equal(
+      text.connection(MS, "203.0.113.5", 51234, 22),
+      "2026-11-25 08:01:02.345 [INFO] Connection from 203.0.113.5 on port 22\n",
+    );
+    assert.equal(
+      text.connection(MS + 655, "2001:db8::1", 1, 2222),
+      "2026-11-25 08:01:03.000 [INFO] Connection from 2001:db8::1 on port 2222\n",
+    );
+    assert.equal(
+      text.event(MS + 7, "info", "listening", "Listening on port 22 (IPv4 and IPv6, any address)"),
+      "2026-11-25 08:01:02.352 [INFO] Listening on port 22 (IPv4 and IPv6, any address)\n",
+    );
+  });
+  withTimeZone("Asia/Kolkata", () => {
+    assert.equal(
+      createFormatter("text").connection(MS + 1, "192.0.2.1", 5, 23),
+      "2026-11-25 13:31:02.346 [INFO] Connection from 192.0.2.1 on port 23\n",
+    );
+  });
+});
+
+Deno.test("text format keeps 'Connection from' for connection lines only, one line per event", () => {
+  withTimeZone("UTC", () => {
+    const line = createFormatter("text").event(MS, "error", "error", "Connection from x\ny");
+    assert.equal(line, "2026-11-25 08:01:02.345 [ERROR] Connection-from x y\n");
+  });
+});
+
+Deno.test("json format writes one object per line with an RFC 3339 time and offset", () => {
+  withTimeZone("America/New_York", () => {
+    const json = createFormatter("json");
+    const line = json.connection(MS, "203.0.113.5", 51234, 22);
+    assert.ok(line.endsWith("}\n") && !line.slice(0, -1).includes("\n"));
+    assert.deepEqual(JSON.parse(line), {
+      time: "2026-11-25T03:01:02.345-05:00",
+      level: "info",
+      event: "connection",
+      src_ip: "203.0.113.5",
+      src_port: 51234,
+      dst_port: 22,
+    });
+    assert.equal(new Date(JSON.parse(line).time).getTime(), MS);
+    assert.deepEqual(
+      JSON.parse(json.event(MS, "info", "stopped", "Stopped after 1 connection", { count: 1 })),
+      {
+        time: "2026-11-25T03:01:02.345-05:00",
+        level: "info",
+        event: "stopped",
+        message: "Stopped after 1 connection",
+        count: 1,
+      },
+    );
+  });
+  withTimeZone("Asia/Kolkata", () => {
+    const line = createFormatter("json").connection(MS, "::1", 1, 2);
+    assert.equal(JSON.parse(line).time, "2026-11-25T13:31:02.345+05:30");
+  });
+});

@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { LogWriter, openLogFile, type WriteTarget } from "../lib/log_writer.ts";
+
+const decoder = new TextDecoder();
+
+/** A target that records writes; `limit` bytes per call, `fail` makes writes throw ENOSPC. */
+class FakeTarget implements WriteTarget {
+  writes: string[] = [];
+  limit = Infinity;
+  fail = false;
+  closed = false;
+  writeSync(data: Uint8Array): number {
+    if (this.fail) {
+      throw Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+    }
+    const n = Math.min(this.limit, data.length);
+    this.writes.push(decoder.decode(data.subarray(0, n)));
+    return n;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  get text(): string {
+    return this.writes.join("");
+  }
+}
+
+function endOfTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function fakeWriter(target: FakeTarget, clock = () => 0) {
+  const reports: string[] = [];
+  const writer = new LogWriter("/fake/x.log", {
+    open: () => target,
+    report: (message) => reports.push(message),
+    clock,
+  });
+  return { writer, reports };
+}
+
+Deno.test("LogWriter writes the lines of one turn with one write before the turn ends", async () => {
+  const target = new FakeTarget();
+  const { writer } = fakeWriter(target);
+  writer.write("a\n");
+  writer.write("b\n");
+  assert.deepEqual(target.writes, []);
+  await Promise.resolve();
+  assert.deepEqual(target.writes, ["a\nb\n"]);
+  writer.write("c\n");
+  await endOfTurn();
+  assert.deepEqual(target.writes, ["a\nb\n", "c\n"]);
+});
+
+Deno.test("LogWriter finishes short writes", () => {
+  const target = new FakeTarget();
+  target.limit = 3;
+  const { writer } = fakeWriter(target);
+  writer.write("0123456789\n");
+  writer.flush();
+  assert.equal(target.text, "0123456789\n");
+});
+
+Deno.test("LogWriter drops lines on a failing target with a count, reports rarely, resumes", () => {
+  const target = new FakeTarget();
+  let now = 1_000_000;
+  const { writer, reports } = fakeWriter(target, () => now);
+  target.fail = true;
+  for (let i = 0; i < 100; i++) {
+    writer.write(`line ${i}\n`);
+    writer.flush();
+    now += 10;
+  }
+  assert.equal(writer.dropped, 100);
+  assert.equal(reports.length, 1);
+  assert.match(
+    reports[0],
+    /^Cannot write log file "\/fake\/x.log": no space left on device; 1 line/,
+  );
+  target.fail = false;
+  writer.write("after\n");
+  writer.flush();
+  assert.equal(target.text, "after\n");
+  assert.equal(reports.length, 2);
+  assert.match(reports[1], /after dropping 100 line\(s\)/);
+});
+
+Deno.test("LogWriter completes a line cut short by a failing write, and never leaves half a line", () => {
+  const target = new FakeTarget();
+  const { writer } = fakeWriter(target);
+  target.limit = 4;
+  const original = target.writeSync.bind(target);
+  let calls = 0;
+  target.writeSync = (data) => {
+    // The first call writes 4 bytes, the second fails: the disk filled up in mid-line.
+    if (calls++ === 1) throw Object.assign(new Error("full"), { code: "ENOSPC" });
+    return original(data);
+  };
+  writer.write("first line\nsecond line\n");
+  writer.flush();
+  assert.equal(target.text, "firs");
+  assert.equal(writer.dropped, 1);
+  target.limit = Infinity;
+  writer.write("third line\n");
+  writer.flush();
+  assert.equal(target.text, "first line\nthird line\n");
+});
+
+Deno.test("LogWriter.reopen() writes later lines to the new file at the path, none lost", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/sub/dir/net-bouncer.log`;
+    const writer = new LogWriter(path);
+    writer.write("one\n");
+    await Deno.rename(path, `${path}.1`);
+    writer.write("two\n");
+    writer.reopen();
+    writer.write("three\n");
+    writer.close();
+    assert.equal(await Deno.readTextFile(`${path}.1`), "one\ntwo\n");
+    assert.equal(await Deno.readTextFile(path), "three\n");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o640);
+    assert.equal((await Deno.stat(`${dir}/sub`)).mode! & 0o777, 0o750);
+    assert.equal((await Deno.stat(`${dir}/sub/dir`)).mode! & 0o777, 0o750);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("LogWriter.reopen() keeps the old file when the path cannot be opened", () => {
+  const first = new FakeTarget();
+  let opens = 0;
+  const reports: string[] = [];
+  const writer = new LogWriter("/x.log", {
+    open: () => {
+      if (opens++ === 0) return first;
+      throw new Error('Cannot open log file "/x.log": permission denied');
+    },
+    report: (message) => reports.push(message),
+  });
+  writer.reopen();
+  writer.write("still here\n");
+  writer.flush();
+  assert.equal(first.text, "still here\n");
+  assert.equal(first.closed, false);
+  assert.deepEqual(reports, [
+    'Cannot open log file "/x.log": permission denied; still writing to the previous file',
+  ]);
+});
+
+Deno.test("openLogFile() names the path and the reason", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "");
+    assert.throws(
+      () => openLogFile(`${dir}/file/x.log`),
+      new Error(`Cannot open log file "${dir}/file/x.log": "${dir}/file" is not a directory`),
+    );
+    await Deno.mkdir(`${dir}/dir.log`);
+    assert.throws(
+      () => openLogFile(`${dir}/dir.log`),
+      new Error(`Cannot open log file "${dir}/dir.log": is a directory`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
