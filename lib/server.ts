@@ -131,7 +131,7 @@ export class Bouncer {
       this.#open(ANY_IPV6, port);
     } catch (error) {
       // A host without IPv6 (disabled in the kernel) cannot bind "::": serve IPv4 alone.
-      const code = (error as { code?: string }).code;
+      const code = ((error as Error).cause as { code?: string } | undefined)?.code;
       if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
       logger.warn("IPv6 is not available on this host ({reason}): IPv4 only", {
         event: "warning",
