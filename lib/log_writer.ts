@@ -110,6 +110,7 @@ export class LogWriter {
     let bytes = encoder.encode(this.#pending);
     this.#pending = "";
     this.#pendingLines = 0;
+    const carried = this.#carry !== null;
     if (this.#carry !== null) {
       const joined = new Uint8Array(this.#carry.length + bytes.length);
       joined.set(this.#carry);
@@ -122,7 +123,7 @@ export class LogWriter {
       while (offset < bytes.length) offset += this.#target.writeSync(bytes.subarray(offset));
     } catch (error) {
       if (!isOsError(error)) throw error;
-      this.#failed(error, bytes, offset);
+      this.#failed(error, bytes, offset, carried);
       return;
     }
     if (this.#failing) this.#resumed();
@@ -150,15 +151,19 @@ export class LogWriter {
     if (this.path !== null) this.#target.close();
   }
 
-  #failed(error: Error & { code: string }, bytes: Uint8Array, offset: number): void {
+  #failed(
+    error: Error & { code: string },
+    bytes: Uint8Array,
+    offset: number,
+    carried: boolean,
+  ): void {
     // A line cut short is finished first when writes work again, so no partial line remains;
     // the whole lines after it are dropped and counted, which bounds memory on a full disk.
-    const atLineStart = offset === 0 || bytes[offset - 1] === 10;
+    const midLine = offset === 0 ? carried : bytes[offset - 1] !== 10;
     let rest = offset;
-    if (!atLineStart) {
-      const end = bytes.indexOf(10, offset) + 1;
-      this.#carry = bytes.slice(offset, end);
-      rest = end;
+    if (midLine) {
+      rest = bytes.indexOf(10, offset) + 1;
+      this.#carry = bytes.slice(offset, rest);
     }
     const lost = countLines(bytes, rest);
     this.dropped += lost;

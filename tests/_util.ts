@@ -71,7 +71,7 @@ export function linesMatching(text: string, pattern: RegExp): string[] {
 export interface Program {
   /** The child process. */
   child: Deno.ChildProcess;
-  /** Log file path (when started with one). */
+  /** Log file path as the test reads it (when started with one). */
   logFile: string;
   /** The log file's text now. */
   log(): string;
@@ -99,6 +99,8 @@ export async function startProgram(
     listening?: number;
     env?: Record<string, string>;
     wrapper?: string[];
+    /** Where the test reads the log, if not at `logFile` (e.g. inside a mount namespace). */
+    readPath?: (pid: number) => string;
   } = {},
 ): Promise<Program> {
   const logFile = options.logFile ?? "";
@@ -118,14 +120,15 @@ export async function startProgram(
     exited = true;
     return s;
   });
+  const readPath = options.readPath?.(child.pid) ?? logFile;
   const program: Program = {
     child,
-    logFile,
-    log: () => readOrEmpty(logFile),
+    logFile: readPath,
+    log: () => readOrEmpty(readPath),
     waitForLines: (pattern, count = 1, timeoutMs = DEADLINE_MS) =>
-      waitFor(`${count} line(s) matching ${pattern} in ${logFile}`, () => {
-        if (exited) throw new Error(`net-bouncer exited early; log:\n${readOrEmpty(logFile)}`);
-        const lines = linesMatching(readOrEmpty(logFile), pattern);
+      waitFor(`${count} line(s) matching ${pattern} in ${readPath}`, () => {
+        if (exited) throw new Error(`net-bouncer exited early; log:\n${readOrEmpty(readPath)}`);
+        const lines = linesMatching(readOrEmpty(readPath), pattern);
         return lines.length >= count ? lines : null;
       }, { timeoutMs }),
     kill: (signal = "SIGTERM") => {

@@ -165,3 +165,28 @@ Deno.test("openLogFile() names the path and the reason", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("LogWriter keeps the unfinished line while the target keeps failing", () => {
+  const target = new FakeTarget();
+  const { writer } = fakeWriter(target);
+  target.limit = 4;
+  const original = target.writeSync.bind(target);
+  let calls = 0;
+  target.writeSync = (data) => {
+    calls++;
+    // Only the first call succeeds (4 bytes); the next three fail.
+    if (calls >= 2 && calls <= 4) throw Object.assign(new Error("full"), { code: "ENOSPC" });
+    return original(data);
+  };
+  writer.write("first line\n");
+  writer.flush();
+  writer.write("second line\n");
+  writer.flush();
+  writer.write("third line\n");
+  writer.flush();
+  target.limit = Infinity;
+  writer.write("fourth line\n");
+  writer.flush();
+  assert.equal(target.text, "first line\nfourth line\n");
+  assert.equal(writer.dropped, 2);
+});
