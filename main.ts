@@ -37,8 +37,14 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
+/** Options of {@linkcode main}, for tests. */
+export interface MainOptions {
+  /** Called once the listeners are bound and permissions dropped, before serving. */
+  onReady?: () => void | Promise<void>;
+}
+
 /** Runs net-bouncer with the command-line `args`; resolves to the exit code. */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   let invocation;
   try {
     invocation = parseArgs(args, { version: VERSION });
@@ -115,6 +121,7 @@ export async function main(args: string[]): Promise<number> {
   for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
   try {
     await dropPermissions(config.ignoreFile !== null);
+    await options.onReady?.();
     await server.serve();
     const ignored = server.ignore !== null || config.family === "ipv6"
       ? `, ${plural(server.ignored, "ignored connection")}`
