@@ -1,0 +1,159 @@
+/**
+ * The project's benchmark: `deno task bench [--connections N] [--concurrency C] [--samples S]`.
+ *
+ * Starts net-bouncer exactly as `deno task start` does (same flags), drives it over loopback with
+ * concurrent clients, then measures sequential connect-to-line latency, and prints
+ * connections/s, p50/p99 latency, server CPU µs per connection and RSS as a table and as one JSON
+ * line (for tracking across versions). A benchmark, not a test: nothing is asserted. Linux only
+ * (CPU and memory come from /proc). For the comparison with a C server, see
+ * ../shared/bench/compare.sh.
+ */
+import { Command } from "commander";
+import denoConfig from "../deno.json" with { type: "json" };
+
+/** Connections in the throughput run, by default. */
+export const DEFAULT_CONNECTIONS = 50_000;
+/** Clients in flight at once, by default. */
+export const DEFAULT_CONCURRENCY = 64;
+/** Sequential connections timed for latency, by default. */
+export const DEFAULT_SAMPLES = 1_000;
+/** How long the whole run may take before it gives up, in milliseconds. */
+const DEADLINE_MS = 300_000;
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+function startArgs(): string[] {
+  const words = denoConfig.tasks.start.trim().split(/\s+/);
+  return words.slice(1).map((word) => (word === "main.ts" ? `${ROOT}main.ts` : word));
+}
+
+function cpuTicks(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function rssMiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+function fileSize(path: string): number {
+  return Deno.statSync(path).size;
+}
+
+async function knock(port: number): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buffer = new Uint8Array(16);
+  try {
+    while ((await conn.read(buffer)) !== null) { /* a honeypot sends nothing */ }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+  } finally {
+    conn.close();
+  }
+}
+
+function progress(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`\r${text}\x1b[K`));
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+}
+
+async function waitUntil(check: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + DEADLINE_MS;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/** Runs the benchmark and prints the results. */
+export async function bench(
+  options: { connections: number; concurrency: number; samples: number },
+): Promise<Record<string, number | string>> {
+  const dir = await Deno.makeTempDir({ prefix: "net-bouncer-bench-" });
+  const log = `${dir}/bench.log`;
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...startArgs(), "-p", String(port), "-l", log],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    await waitUntil(() => {
+      try {
+        return fileSize(log) > 0;
+      } catch {
+        return false;
+      }
+    }, "the Listening line");
+    const pid = child.pid;
+
+    // Throughput: `concurrency` clients in flight until `connections` are done.
+    const cpuBefore = cpuTicks(pid);
+    const start = performance.now();
+    let started = 0;
+    let done = 0;
+    const timer = setInterval(
+      () => progress(`throughput: ${done}/${options.connections} connections`),
+      250,
+    );
+    await Promise.all(Array.from({ length: options.concurrency }, async () => {
+      while (started < options.connections) {
+        started++;
+        await knock(port);
+        done++;
+      }
+    }));
+    clearInterval(timer);
+    const seconds = (performance.now() - start) / 1000;
+    const cpuSeconds = (cpuTicks(pid) - cpuBefore) / TICKS_PER_SECOND;
+
+    // Latency: sequential connections, each timed until its line is in the file.
+    const latencies: number[] = [];
+    for (let i = 0; i < options.samples; i++) {
+      if (i % 100 === 0) progress(`latency: ${i}/${options.samples} samples`);
+      const before = fileSize(log);
+      const t0 = performance.now();
+      await knock(port);
+      while (fileSize(log) === before) { /* spin: 1 ms timers are too coarse here */ }
+      latencies.push(performance.now() - t0);
+    }
+    progress("");
+    latencies.sort((a, b) => a - b);
+    return {
+      version: denoConfig.version,
+      connections: options.connections,
+      concurrency: options.concurrency,
+      connections_per_second: Math.round(options.connections / seconds),
+      latency_p50_ms: Number(percentile(latencies, 50).toFixed(3)),
+      latency_p99_ms: Number(percentile(latencies, 99).toFixed(3)),
+      cpu_us_per_connection: Number(((cpuSeconds * 1e6) / options.connections).toFixed(1)),
+      rss_mb: Number(rssMiB(pid).toFixed(1)),
+    };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const opts = new Command()
+    .name("deno task bench")
+    .option("--connections <n>", "connections in the throughput run", Number, DEFAULT_CONNECTIONS)
+    .option("--concurrency <n>", "clients in flight", Number, DEFAULT_CONCURRENCY)
+    .option("--samples <n>", "sequential connections for latency", Number, DEFAULT_SAMPLES)
+    .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
+    .parse(Deno.args, { from: "user" })
+    .opts();
+  const result = await bench(opts as { connections: number; concurrency: number; samples: number });
+  const width = Math.max(...Object.keys(result).map((key) => key.length));
+  for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(width)}  ${value}`);
+  console.log(JSON.stringify(result));
+}
