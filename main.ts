@@ -6,13 +6,13 @@
  */
 import { configureSync, getLogger, resetSync } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
-import { parseArgs } from "./lib/cli.ts";
+import { type Config, parseArgs } from "./lib/cli.ts";
 import { UsageError } from "./lib/errors.ts";
 import { createFormatter } from "./lib/format.ts";
-import { loadIgnoreList } from "./lib/ignore_list.ts";
 import { getLineSink } from "./lib/log_sink.ts";
 import { LogWriter } from "./lib/log_writer.ts";
 import { Bouncer } from "./lib/server.ts";
+import type { PrefixSet } from "./lib/ip.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoConfig.version;
@@ -37,6 +37,45 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
+interface AddressConfig {
+  /** `-b` addresses, canonical and distinct. */
+  addresses: string[];
+  /** The allow-list, or `null` for none. */
+  ignore: PrefixSet | null;
+  /** Reads the allow-list again (with `--ignore-file`), or `null`. */
+  reload: (() => PrefixSet) | null;
+}
+
+/**
+ * Parses `-b` and the allow-list. They need ipaddr.js, which costs about 5 MB of memory, so it
+ * is loaded only when one of them is given.
+ *
+ * @throws {UsageError} on a bad address, prefix or ignore file.
+ */
+async function loadAddressConfig(config: Config): Promise<AddressConfig> {
+  if (config.bind.length === 0 && config.ignore.length === 0 && config.ignoreFile === null) {
+    return { addresses: [], ignore: null, reload: null };
+  }
+  const [{ parseBindAddress }, { loadIgnoreList }] = await Promise.all([
+    import("./lib/ip.ts"),
+    import("./lib/ignore_list.ts"),
+  ]);
+  let addresses: string[];
+  try {
+    addresses = [...new Set(config.bind.map(parseBindAddress))];
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new UsageError(error.message, { cause: error });
+  }
+  const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile });
+  const ignore = load();
+  return {
+    addresses,
+    ignore: ignore.size > 0 ? ignore : null,
+    reload: config.ignoreFile === null ? null : load,
+  };
+}
+
 /** Options of {@linkcode main}, for tests. */
 export interface MainOptions {
   /** Called once the listeners are bound and permissions dropped, before serving. */
@@ -58,9 +97,9 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     return 0;
   }
   const config = invocation.config;
-  let ignore;
+  let addressConfig: AddressConfig;
   try {
-    ignore = loadIgnoreList(config.ignore, { file: config.ignoreFile });
+    addressConfig = await loadAddressConfig(config);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     printError(error.message);
@@ -84,17 +123,17 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   });
   const server = new Bouncer(writer, formatter, {
     family: config.family,
-    addresses: config.addresses,
-    ignore: ignore.size > 0 ? ignore : undefined,
+    addresses: addressConfig.addresses,
+    ignore: addressConfig.ignore ?? undefined,
   });
   const signals: [Deno.Signal, () => void][] = [
     ["SIGTERM", () => server.close()],
     ["SIGINT", () => server.close()],
     ["SIGHUP", () => {
       writer.reopen();
-      if (config.ignoreFile === null) return;
+      if (addressConfig.reload === null) return;
       try {
-        server.ignore = loadIgnoreList(config.ignore, { file: config.ignoreFile });
+        server.ignore = addressConfig.reload();
         logger.info("Reloaded {file}: {count} prefixes", {
           event: "reloaded",
           file: config.ignoreFile,

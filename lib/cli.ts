@@ -1,6 +1,5 @@
 /** The command line: options, help and version. */
 import { Command, CommanderError, Option } from "commander";
-import { parseBindAddress } from "./address.ts";
 import { UsageError } from "./errors.ts";
 import { DEFAULT_FORMAT, LOG_FORMATS, type LogFormat } from "./format.ts";
 import { parsePorts } from "./ports.ts";
@@ -14,8 +13,8 @@ export interface Config {
   logFile: string | null;
   /** Which clients the any-address listeners take. */
   family: Family;
-  /** Listen on these addresses only (canonical); empty for any address. */
-  addresses: string[];
+  /** `-b` values as given (parsed by lib/ip.ts); empty for any address. */
+  bind: string[];
   /** The log format. */
   format: LogFormat;
   /** `--ignore` prefixes. */
@@ -110,10 +109,9 @@ export function parseArgs(args: readonly string[], options: { version: string })
   try {
     if (opts.port.length === 0) throw new UsageError('Missing "-p PORT": give at least one port');
     if (opts["4"] && opts["6"]) throw new UsageError('Options "-4" and "-6" exclude each other');
-    const addresses = [...new Set((opts.bind as string[]).map(parseBindAddress))];
     const family: Family = opts["4"] ? "ipv4" : opts["6"] ? "ipv6" : "dual";
-    for (const address of addresses) {
-      const isV6 = address.includes(":");
+    for (const address of opts.bind as string[]) {
+      const isV6 = address.includes(":"); // IPv4 never has one; bad addresses fail later
       if ((family === "ipv4" && isV6) || (family === "ipv6" && !isV6)) {
         throw new UsageError(`Cannot bind to "${address}": it contradicts "-${opts["4"] ? 4 : 6}"`);
       }
@@ -124,7 +122,7 @@ export function parseArgs(args: readonly string[], options: { version: string })
         ports: parsePorts(opts.port),
         logFile: opts.logFile ?? null,
         family,
-        addresses,
+        bind: opts.bind,
         format: opts.format,
         ignore: opts.ignore,
         ignoreFile: opts.ignoreFile ?? null,

@@ -1,5 +1,5 @@
 /** The allow-list: `--ignore CIDR` values and `--ignore-file FILE` lines. */
-import { PrefixSet } from "./address.ts";
+import { PrefixSet } from "./ip.ts";
 import { reason, UsageError } from "./errors.ts";
 
 /**

@@ -1,9 +1,9 @@
 /** The daemon: listeners that accept, log one line and close. Nothing is read or sent. */
 import { getLogger } from "@logtape/logtape";
-import { canonicalAddress, isMappedIPv4 } from "./address.ts";
+import { clientAddress, isMappedIPv4 } from "./address.ts";
 import { isOsError, reason } from "./errors.ts";
 import type { Formatter } from "./format.ts";
-import type { PrefixSet } from "./address.ts";
+import type { PrefixSet } from "./ip.ts";
 
 /** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
 export type Family = "dual" | "ipv4" | "ipv6";
@@ -44,6 +44,8 @@ export interface BouncerOptions {
 interface Bound {
   listener: Deno.Listener;
   port: number;
+  /** What the listener takes, for the Listening line. */
+  scope: string;
 }
 
 const logger = getLogger(["net-bouncer", "server"]);
@@ -107,6 +109,10 @@ export class Bouncer {
       this.close();
       throw error;
     }
+    // Only once every port is bound: a failed start says nothing of ports it let go again.
+    for (const { port, scope } of this.#bound) {
+      logger.info("Listening on port {port} ({scope})", { event: "listening", port, scope });
+    }
   }
 
   /** Accepts connections until {@linkcode close} is called. */
@@ -128,7 +134,7 @@ export class Bouncer {
 
   #bindDualStack(port: number): void {
     try {
-      this.#open(ANY_IPV6, port);
+      this.#bind(ANY_IPV6, port, "IPv4 and IPv6, any address");
     } catch (error) {
       // A host without IPv6 (disabled in the kernel) cannot bind "::": serve IPv4 alone.
       const code = ((error as Error).cause as { code?: string } | undefined)?.code;
@@ -138,23 +144,12 @@ export class Bouncer {
         reason: reason(error),
       });
       this.#bind(ANY_IPV4, port, "IPv4 only, any address");
-      return;
     }
-    this.#logListening(port, "IPv4 and IPv6, any address");
   }
 
   #bind(hostname: string, port: number, scope: string): void {
-    this.#open(hostname, port);
-    this.#logListening(port, scope);
-  }
-
-  #logListening(port: number, scope: string): void {
-    logger.info("Listening on port {port} ({scope})", { event: "listening", port, scope });
-  }
-
-  #open(hostname: string, port: number): void {
     try {
-      this.#bound.push({ listener: this.#listen({ hostname, port }), port });
+      this.#bound.push({ listener: this.#listen({ hostname, port }), port, scope });
     } catch (error) {
       if (!isOsError(error)) throw error;
       const where = hostname === ANY_IPV4 || hostname === ANY_IPV6
@@ -189,7 +184,7 @@ export class Bouncer {
         this.ignored++;
         continue;
       }
-      const address = canonicalAddress(remote.hostname);
+      const address = clientAddress(remote.hostname);
       if (this.ignore !== null && this.ignore.has(address)) {
         this.ignored++;
         continue;
