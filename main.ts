@@ -134,7 +134,8 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       if (addressConfig.reload === null) return;
       try {
         server.ignore = addressConfig.reload();
-        logger.info("Reloaded {file}: {count} prefixes", {
+        const noun = server.ignore.size === 1 ? "prefix" : "prefixes";
+        logger.info(`Reloaded {file}: {count} ${noun}`, {
           event: "reloaded",
           file: config.ignoreFile,
           count: server.ignore.size,
@@ -148,17 +149,16 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       }
     }],
   ];
-  try {
-    server.listen(config.ports);
-  } catch (error) {
-    writer.close();
-    resetSync();
-    if (!(error instanceof Error)) throw error;
-    printError(error.message);
-    return 1;
-  }
+  // Before listening: a SIGTERM right after the Listening line must not find the default action.
   for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
   try {
+    try {
+      server.listen(config.ports);
+    } catch (error) {
+      if (!(error instanceof Error)) throw error;
+      printError(error.message);
+      return 1;
+    }
     await dropPermissions(config.ignoreFile !== null);
     await options.onReady?.();
     await server.serve();

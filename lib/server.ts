@@ -93,6 +93,7 @@ export class Bouncer {
    * @throws {Error} naming the port and the reason; nothing is left listening then.
    */
   listen(ports: readonly number[]): void {
+    if (this.#closed) return; // stopped by a signal during start-up
     try {
       for (const port of ports) {
         if (this.#addresses.length > 0) {

@@ -25,10 +25,6 @@ class FakeTarget implements WriteTarget {
   }
 }
 
-function endOfTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 function fakeWriter(target: FakeTarget, clock = () => 0) {
   const reports: string[] = [];
   const writer = new LogWriter("/fake/x.log", {
@@ -39,17 +35,13 @@ function fakeWriter(target: FakeTarget, clock = () => 0) {
   return { writer, reports };
 }
 
-Deno.test("LogWriter writes the lines of one turn with one write before the turn ends", async () => {
+Deno.test("LogWriter writes each line at once, with one write", () => {
   const target = new FakeTarget();
   const { writer } = fakeWriter(target);
   writer.write("a\n");
+  assert.deepEqual(target.writes, ["a\n"]);
   writer.write("b\n");
-  assert.deepEqual(target.writes, []);
-  await Promise.resolve();
-  assert.deepEqual(target.writes, ["a\nb\n"]);
-  writer.write("c\n");
-  await endOfTurn();
-  assert.deepEqual(target.writes, ["a\nb\n", "c\n"]);
+  assert.deepEqual(target.writes, ["a\n", "b\n"]);
 });
 
 Deno.test("LogWriter finishes short writes", () => {
@@ -57,7 +49,6 @@ Deno.test("LogWriter finishes short writes", () => {
   target.limit = 3;
   const { writer } = fakeWriter(target);
   writer.write("0123456789\n");
-  writer.flush();
   assert.equal(target.text, "0123456789\n");
 });
 
@@ -68,7 +59,6 @@ Deno.test("LogWriter drops lines on a failing target with a count, reports rarel
   target.fail = true;
   for (let i = 0; i < 100; i++) {
     writer.write(`line ${i}\n`);
-    writer.flush();
     now += 10;
   }
   assert.equal(writer.dropped, 100);
@@ -79,7 +69,6 @@ Deno.test("LogWriter drops lines on a failing target with a count, reports rarel
   );
   target.fail = false;
   writer.write("after\n");
-  writer.flush();
   assert.equal(target.text, "after\n");
   assert.equal(reports.length, 2);
   assert.match(reports[1], /after dropping 100 line\(s\)/);
@@ -97,12 +86,10 @@ Deno.test("LogWriter completes a line cut short by a failing write, and never le
     return original(data);
   };
   writer.write("first line\nsecond line\n");
-  writer.flush();
   assert.equal(target.text, "firs");
   assert.equal(writer.dropped, 1);
   target.limit = Infinity;
   writer.write("third line\n");
-  writer.flush();
   assert.equal(target.text, "first line\nthird line\n");
 });
 
@@ -140,7 +127,6 @@ Deno.test("LogWriter.reopen() keeps the old file when the path cannot be opened"
   });
   writer.reopen();
   writer.write("still here\n");
-  writer.flush();
   assert.equal(first.text, "still here\n");
   assert.equal(first.closed, false);
   assert.deepEqual(reports, [
@@ -179,14 +165,36 @@ Deno.test("LogWriter keeps the unfinished line while the target keeps failing", 
     return original(data);
   };
   writer.write("first line\n");
-  writer.flush();
   writer.write("second line\n");
-  writer.flush();
   writer.write("third line\n");
-  writer.flush();
   target.limit = Infinity;
   writer.write("fourth line\n");
-  writer.flush();
   assert.equal(target.text, "first line\nfourth line\n");
   assert.equal(writer.dropped, 2);
+});
+
+Deno.test("LogWriter.reopen() finishes a cut line in the old file, or drops it, never in the new", () => {
+  for (const oldFileRecovers of [true, false]) {
+    const old = new FakeTarget();
+    const fresh = new FakeTarget();
+    const targets = [old, fresh];
+    const writer = new LogWriter("/x.log", { open: () => targets.shift()!, report: () => {} });
+    old.limit = 4;
+    const original = old.writeSync.bind(old);
+    let calls = 0;
+    old.writeSync = (data) => {
+      calls++;
+      if (calls === 2 || (calls >= 3 && !oldFileRecovers)) {
+        throw Object.assign(new Error("full"), { code: "ENOSPC" });
+      }
+      if (calls >= 3) old.limit = Infinity;
+      return original(data);
+    };
+    writer.write("first line\n");
+    writer.reopen();
+    writer.write("second line\n");
+    assert.equal(old.text, oldFileRecovers ? "first line\n" : "firs");
+    assert.equal(fresh.text, "second line\n");
+    assert.equal(writer.dropped, oldFileRecovers ? 0 : 1);
+  }
 });
