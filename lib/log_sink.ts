@@ -1,7 +1,6 @@
 /** A LogTape sink that formats records with net-bouncer's formats and hands them to the writer. */
 import type { LogRecord, Sink } from "@logtape/logtape";
 import type { Formatter } from "./format.ts";
-import type { LineSink } from "./server.ts";
 
 function render(message: readonly unknown[]): string {
   let text = "";
@@ -15,7 +14,7 @@ function render(message: readonly unknown[]): string {
  * Creates the sink for every event but connections (those skip LogTape: see lib/server.ts).
  * Properties become JSON fields; `event` names the event (default `"message"`).
  */
-export function getLineSink(lines: LineSink, formatter: Formatter): Sink {
+export function getLineSink(lines: { write(line: string): void }, formatter: Formatter): Sink {
   return (record: LogRecord) => {
     const { event = "message", ...fields } = record.properties;
     lines.write(

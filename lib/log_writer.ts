@@ -97,7 +97,12 @@ export class LogWriter {
 
   /** Writes one complete line (ending in a newline) now; never throws on a failing target. */
   write(line: string): void {
-    let bytes = encoder.encode(line);
+    this.writeBytes(encoder.encode(line));
+  }
+
+  /** Writes one complete line given as UTF-8 now; `line` is not kept after this returns. */
+  writeBytes(line: Uint8Array): void {
+    let bytes = line;
     const carried = this.#carry !== null;
     if (this.#carry !== null) {
       const joined = new Uint8Array(this.#carry.length + bytes.length);

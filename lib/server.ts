@@ -21,10 +21,10 @@ const PRIVILEGE_HINT = "ports below 1024 need privileges: run as root, give the 
   'capability with "setcap cap_net_bind_service=+ep", or use systemd\'s ' +
   '"AmbientCapabilities=CAP_NET_BIND_SERVICE"';
 
-/** Where log lines go: {@linkcode LogWriter} in production. */
+/** Where connection lines go: lib/log_writer.ts's `LogWriter` in production. */
 export interface LineSink {
-  /** Takes one complete line. */
-  write(line: string): void;
+  /** Takes one complete line as UTF-8 (the buffer may be reused once this returns). */
+  writeBytes(line: Uint8Array): void;
 }
 
 /** Options of {@linkcode Bouncer}. */
@@ -191,7 +191,9 @@ export class Bouncer {
         continue;
       }
       this.connections++;
-      this.#sink.write(this.#formatter.connection(this.#clock(), address, remote.port, port));
+      this.#sink.writeBytes(
+        this.#formatter.connection(this.#clock(), address, remote.port, port),
+      );
     }
   }
 

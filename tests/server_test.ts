@@ -78,10 +78,7 @@ Deno.test("Bouncer falls back to IPv4 when the host has no IPv6, and says so", a
       }
       return scriptedListener([], hostname, port).listener;
     };
-    const lines: string[] = [];
-    const server = new Bouncer({ write: (line) => lines.push(line) }, createFormatter("text"), {
-      listen,
-    });
+    const server = new Bouncer({ writeBytes: () => {} }, createFormatter("text"), { listen });
     server.listen([22]);
     assert.deepEqual(attempts, ["::", "0.0.0.0"]);
     const messages = records.map((r) => r.message.join(""));
@@ -111,7 +108,7 @@ Deno.test("Bouncer closes what it bound when a later port fails", () => {
       };
       return fake;
     };
-    const server = new Bouncer({ write: () => {} }, createFormatter("text"), { listen });
+    const server = new Bouncer({ writeBytes: () => {} }, createFormatter("text"), { listen });
     assert.throws(
       () => server.listen([1, 2, 3]),
       /^Error: Cannot listen on port "2": address already in use$/,
@@ -132,7 +129,8 @@ Deno.test("Bouncer logs accept errors at most once a second with a count, and ke
     script.push("::ffff:192.0.2.7");
     const fake = scriptedListener(script, "::", 22);
     const lines: string[] = [];
-    const server = new Bouncer({ write: (line) => lines.push(line) }, createFormatter("text"), {
+    const sink = { writeBytes: (line: Uint8Array) => lines.push(new TextDecoder().decode(line)) };
+    const server = new Bouncer(sink, createFormatter("text"), {
       listen: () => fake.listener,
       clock: () => (now += 50), // each accept attempt moves the clock 50 ms
     });
