@@ -206,3 +206,23 @@ export function needsTools(...tools: string[]): boolean {
   console.warn(`ignored: missing ${missing.join(", ")}`);
   return true;
 }
+
+/** Runs `fn` with a new temporary directory, removed afterwards. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "net-bouncer-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Whether `path` is a regular file now. */
+export function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

@@ -8,16 +8,8 @@ import {
   linesMatching,
   runProgram,
   startProgram,
+  withTempDir,
 } from "./_util.ts";
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "net-bouncer-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("loadIgnoreList() reads values and a file with comments and blank lines", async () => {
   await withTempDir(async (dir) => {

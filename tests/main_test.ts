@@ -3,23 +3,16 @@ import assert from "node:assert/strict";
 import {
   CONNECTION_LINE,
   freePort,
+  isFile,
   knock,
   linesMatching,
   runProgram,
   startProgram,
   waitFor,
+  withTempDir,
 } from "./_util.ts";
 
 const TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /;
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "net-bouncer-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function refused(hostname: string, port: number): Promise<boolean> {
   try {
@@ -240,13 +233,7 @@ Deno.test("SIGHUP after moving the file: later lines go to the new file, none is
         () => linesMatching(Deno.readTextFileSync(`${log}.1`), CONNECTION_LINE).length === 2,
       );
       program.kill("SIGHUP");
-      await waitFor("the new file", () => {
-        try {
-          return Deno.statSync(log).isFile;
-        } catch {
-          return false;
-        }
-      });
+      await waitFor("the new file", () => isFile(log));
       await knock("127.0.0.1", port);
       await program.waitForLines(CONNECTION_LINE, 1);
     } finally {

@@ -7,12 +7,14 @@ import {
   CONNECTION_LINE,
   freePort,
   IN_CI,
+  isFile,
   knock,
   linesMatching,
   needsTools,
   ROOT,
   startProgram,
   waitFor,
+  withTempDir,
 } from "./_util.ts";
 
 const KNOCK_SOURCE = `${ROOT}../shared/bench/knock.c`;
@@ -80,15 +82,6 @@ async function runKnock(
     failed: field("failed"),
     bytes: field("bytes_received"),
   };
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "net-bouncer-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** Every line is a whole, known line; returns the connection lines. */
@@ -253,13 +246,7 @@ Deno.test("log file deleted without SIGHUP, then SIGHUP: writing resumes in a ne
       await program.waitForLines(CONNECTION_LINE, 1);
       await Deno.remove(log);
       program.kill("SIGHUP");
-      await waitFor("the new log file", () => {
-        try {
-          return Deno.statSync(log).isFile;
-        } catch {
-          return false;
-        }
-      });
+      await waitFor("the new log file", () => isFile(log));
       await knock("::1", port);
       await program.waitForLines(CONNECTION_LINE, 1);
     } finally {
