@@ -7,7 +7,7 @@
 import { configureSync, getLogger, resetSync } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { type Config, parseArgs } from "./lib/cli.ts";
-import { UsageError } from "./lib/errors.ts";
+import { isOsError, plural, UsageError } from "./lib/errors.ts";
 import { createFormatter } from "./lib/format.ts";
 import { getLineSink } from "./lib/log_sink.ts";
 import { LogWriter } from "./lib/log_writer.ts";
@@ -31,10 +31,6 @@ async function dropPermissions(keepRead: boolean): Promise<void> {
   // Reading is needed only to reload --ignore-file on SIGHUP. Writing stays: SIGHUP reopens
   // the log file by path (Deno cannot narrow a global grant to one path at run time).
   if (!keepRead) await Deno.permissions.revoke({ name: "read" });
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 interface AddressConfig {
@@ -66,6 +62,15 @@ async function loadAddressConfig(config: Config): Promise<AddressConfig> {
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
     throw new UsageError(error.message, { cause: error });
+  }
+  const wrongFamily = addresses.find((address) =>
+    config.family === "ipv4"
+      ? address.includes(":")
+      : config.family === "ipv6" && !address.includes(":")
+  );
+  if (wrongFamily !== undefined) {
+    const flag = config.family === "ipv4" ? "-4" : "-6";
+    throw new UsageError(`Cannot bind to "${wrongFamily}": it contradicts "${flag}"`);
   }
   const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile });
   const ignore = load();
@@ -108,9 +113,10 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
 
   let writer: LogWriter;
   try {
-    writer = new LogWriter(config.logFile);
+    writer = new LogWriter(config.logFile, { report: printError });
   } catch (error) {
-    printError((error as Error).message);
+    if (!isOsError(error)) throw error;
+    printError(error.message);
     return 1;
   }
   const formatter = createFormatter(config.format);
@@ -134,17 +140,16 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       if (addressConfig.reload === null) return;
       try {
         server.ignore = addressConfig.reload();
-        const noun = server.ignore.size === 1 ? "prefix" : "prefixes";
-        logger.info(`Reloaded {file}: {count} ${noun}`, {
+        logger.info(`Reloaded "{file}": ${plural(server.ignore.size, "prefix", "prefixes")}`, {
           event: "reloaded",
           file: config.ignoreFile,
           count: server.ignore.size,
         });
       } catch (error) {
         if (!(error instanceof UsageError)) throw error;
-        logger.error("{message}; keeping the previous list", {
+        logger.error("{reason}; keeping the previous list", {
           event: "error",
-          message: error.message,
+          reason: error.message,
         });
       }
     }],
@@ -155,18 +160,18 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     try {
       server.listen(config.ports);
     } catch (error) {
-      if (!(error instanceof Error)) throw error;
+      if (!isOsError(error)) throw error;
       printError(error.message);
       return 1;
     }
     await dropPermissions(config.ignoreFile !== null);
     await options.onReady?.();
     await server.serve();
-    const ignored = server.ignore !== null || config.family === "ipv6"
-      ? `, ${plural(server.ignored, "ignored connection")}`
-      : "";
+    const ignores = config.ignore.length > 0 || config.ignoreFile !== null ||
+      config.family === "ipv6";
+    const ignored = ignores ? `, ${plural(server.ignored, "ignored connection")}` : "";
     logger.info(
-      `Stopped after {count} connection${server.connections === 1 ? "" : "s"}${ignored}`,
+      `Stopped after ${plural(server.connections, "connection")}${ignored}`,
       {
         event: "stopped",
         count: server.connections,

@@ -9,11 +9,10 @@ export function isMappedIPv4(hostname: string): boolean {
 
 /**
  * The canonical text of a client address as Deno reports it: IPv4 as dotted quad (also when it
- * reached a dual-stack socket as `::ffff:a.b.c.d`), IPv6 as it comes, which is already RFC 5952
- * (Deno formats it with Rust's `Ipv6Addr`, which follows RFC 5952); a zone id is dropped.
+ * reached a dual-stack socket as `::ffff:a.b.c.d`), IPv6 as it comes: Deno formats it with
+ * Rust's `Ipv6Addr`, which follows RFC 5952, and without a zone id. Only a mapped address is
+ * changed, which the accept loop relies on.
  */
 export function clientAddress(hostname: string): string {
-  if (isMappedIPv4(hostname)) return hostname.slice(MAPPED_PREFIX.length);
-  const zone = hostname.indexOf("%");
-  return zone === -1 ? hostname : hostname.slice(0, zone);
+  return isMappedIPv4(hostname) ? hostname.slice(MAPPED_PREFIX.length) : hostname;
 }

@@ -86,7 +86,7 @@ function createCommand(version: string, output: { text: string }): Command {
 /** Turns Commander's "error: unknown option '--x'" into 'Unknown option "--x"'. */
 function usageMessage(message: string): string {
   const text = message.split("\n")[0].replace(/^error: /, "").replace(/'([^']*)'/g, '"$1"')
-    .replace(/\.$/, "");
+    .replace(/\.$/, "").replace(/\. (\w)/, (_, first: string) => `: ${first.toLowerCase()}`);
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
@@ -110,12 +110,6 @@ export function parseArgs(args: readonly string[], options: { version: string })
     if (opts.port.length === 0) throw new UsageError('Missing "-p PORT": give at least one port');
     if (opts["4"] && opts["6"]) throw new UsageError('Options "-4" and "-6" exclude each other');
     const family: Family = opts["4"] ? "ipv4" : opts["6"] ? "ipv6" : "dual";
-    for (const address of opts.bind as string[]) {
-      const isV6 = address.includes(":"); // IPv4 never has one; bad addresses fail later
-      if ((family === "ipv4" && isV6) || (family === "ipv6" && !isV6)) {
-        throw new UsageError(`Cannot bind to "${address}": it contradicts "-${opts["4"] ? 4 : 6}"`);
-      }
-    }
     return {
       action: "run",
       config: {

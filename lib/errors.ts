@@ -45,3 +45,20 @@ export function isOsError(error: unknown): error is Error & { code: string } {
     (Object.values(Deno.errors).some((type) => error instanceof type) ||
       typeof (error as { code?: unknown }).code === "string");
 }
+
+/**
+ * The same kind of error with a message for the user: the class (a `Deno.errors` one, or
+ * `Error`) and the OS `code` are kept, so callers can still tell runtime failures from bugs.
+ */
+export function withMessage<E extends Error>(error: E, message: string): E {
+  const Type = error.constructor as new (message: string, options?: ErrorOptions) => E;
+  const copy = new Type(message, { cause: error });
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
+}
+
+/** `1 connection`, `2 connections`: a count with its noun. */
+export function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
+}

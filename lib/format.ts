@@ -15,17 +15,24 @@ export type Level = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 export interface Formatter {
   /**
    * The line for one accepted connection, as UTF-8 in a buffer that the next call reuses.
-   * `srcIp` must be a canonical IP address (ASCII).
+   * `srcIp` must be a canonical IP address (ASCII). Four plain parameters, not an options
+   * object: this runs once per connection and must not allocate.
    */
   connection(ms: number, srcIp: string, srcPort: number, dstPort: number): Uint8Array;
-  /** The line for any other event (`listening`, `stopped`, `error`, ...). */
-  event(
-    ms: number,
-    level: Level,
-    event: string,
-    message: string,
-    fields?: Record<string, unknown>,
-  ): string;
+  /** The line for any other event (`listening`, `stopped`, `error`, ...) at `ms`. */
+  event(ms: number, record: EventRecord): string;
+}
+
+/** An event other than a connection. */
+export interface EventRecord {
+  /** Its severity. */
+  level: Level;
+  /** Its name: `listening`, `stopped`, `error`, ... */
+  event: string;
+  /** The text for people. */
+  message: string;
+  /** Further values (JSON fields). */
+  fields?: Record<string, unknown>;
 }
 
 const TEXT_LEVELS: Record<Level, string> = {
@@ -39,7 +46,7 @@ const TEXT_LEVELS: Record<Level, string> = {
 
 /** Room for the longest connection line: JSON with a 45-character IPv6 address is ~160 bytes. */
 const LINE_BUFFER_BYTES = 512;
-const ZERO = 48;
+const ASCII_ZERO = 48;
 const encoder = new TextEncoder();
 
 /**
@@ -70,9 +77,9 @@ class ConnectionLines {
     buffer.set(this.#head);
     let n = this.#head.length;
     const millis = ms - second * 1000;
-    buffer[n++] = ZERO + Math.floor(millis / 100);
-    buffer[n++] = ZERO + (Math.floor(millis / 10) % 10);
-    buffer[n++] = ZERO + (millis % 10);
+    buffer[n++] = ASCII_ZERO + Math.floor(millis / 100);
+    buffer[n++] = ASCII_ZERO + (Math.floor(millis / 10) % 10);
+    buffer[n++] = ASCII_ZERO + (millis % 10);
     buffer.set(this.#middle, n);
     this.#length = n + this.#middle.length;
   }
@@ -99,7 +106,7 @@ class ConnectionLines {
     let n = this.#length + digits;
     this.#length = n;
     do {
-      buffer[--n] = ZERO + (value % 10);
+      buffer[--n] = ASCII_ZERO + (value % 10);
       value = Math.floor(value / 10);
     } while (value > 0);
   }
@@ -135,8 +142,9 @@ export function createFormatter(format: LogFormat): Formatter {
         lines.bytes(end);
         return lines.end();
       },
-      event: (ms, level, event, message, fields) =>
-        JSON.stringify({ time: time.rfc3339(ms), level, event, message, ...fields }) + "\n",
+      // The fixed keys last: a field of the same name cannot replace them.
+      event: (ms, { level, event, message, fields }) =>
+        JSON.stringify({ ...fields, time: time.rfc3339(ms), level, event, message }) + "\n",
     };
   }
   const lines = new ConnectionLines((second) => [
@@ -155,7 +163,7 @@ export function createFormatter(format: LogFormat): Formatter {
       return lines.end();
     },
     // The words "Connection from" are reserved for connection lines (ban filters match them).
-    event: (ms, level, _event, message) =>
+    event: (ms, { level, message }) =>
       `${time.text(ms)} [${TEXT_LEVELS[level]}] ${
         message.replaceAll("Connection from", "Connection-from").replace(/[\r\n]+/g, " ")
       }\n`,

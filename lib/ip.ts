@@ -56,7 +56,11 @@ export class PrefixSet {
     ];
     let [address, bits] = parsed;
     // Clients on a dual-stack socket are logged and matched as IPv4: so are mapped prefixes.
-    if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96) {
+    // A shorter one reaches beyond ::ffff:0:0/96 into IPv6 space: surely not what was meant.
+    if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) {
+      if (bits < 96) {
+        throw new RangeError(`Cannot ignore "${cidr}": an IPv4-mapped prefix needs /96 or more`);
+      }
       [address, bits] = [address.toIPv4Address(), bits - 96];
     }
     if (address.kind() === "ipv4") this.#v4.push([address as ipaddr.IPv4, bits]);

@@ -18,13 +18,12 @@ export function getLineSink(lines: { write(line: string): void }, formatter: For
   return (record: LogRecord) => {
     const { event = "message", ...fields } = record.properties;
     lines.write(
-      formatter.event(
-        record.timestamp,
-        record.level,
-        String(event),
-        render(record.message),
+      formatter.event(record.timestamp, {
+        level: record.level,
+        event: String(event),
+        message: render(record.message),
         fields,
-      ),
+      }),
     );
   };
 }

@@ -7,7 +7,8 @@
  * its microtask cost 4% CPU per connection in the benchmark.
  */
 import { dirname } from "node:path";
-import { isOsError, reason } from "./errors.ts";
+import { isOsError, plural, reason, withMessage } from "./errors.ts";
+import { Throttle } from "./throttle.ts";
 
 /** Mode of a log file that net-bouncer creates (the group may read it: fail2ban, adm). */
 export const LOG_FILE_MODE = 0o640;
@@ -26,7 +27,7 @@ export interface WriteTarget {
 
 /** Options of {@linkcode LogWriter}. */
 export interface LogWriterOptions {
-  /** Receives one-line reports about the log target itself (default: standard error). */
+  /** Receives one-line reports about the log target itself (default: `console.error`). */
   report?: (message: string) => void;
   /** Milliseconds since the epoch (default: `Date.now`). */
   clock?: () => number;
@@ -38,7 +39,7 @@ export interface LogWriterOptions {
  * Opens `path` for appending, creating it with mode {@linkcode LOG_FILE_MODE} and its missing
  * parent directories with {@linkcode LOG_DIR_MODE}.
  *
- * @throws {Error} with a message that names the path and the reason.
+ * @throws {Error} of the OS error's class, with a message that names the path and the reason.
  */
 export function openLogFile(path: string): WriteTarget {
   try {
@@ -50,19 +51,11 @@ export function openLogFile(path: string): WriteTarget {
     const why = error instanceof Deno.errors.AlreadyExists
       ? `"${dirname(path)}" is not a directory`
       : reason(error);
-    throw new Error(`Cannot open log file "${path}": ${why}`, { cause: error });
+    throw withMessage(error, `Cannot open log file "${path}": ${why}`);
   }
 }
 
 const encoder = new TextEncoder();
-
-function writeStderr(message: string): void {
-  try {
-    Deno.stderr.writeSync(encoder.encode(`net-bouncer: error: ${message}\n`));
-  } catch {
-    // Nowhere left to report to.
-  }
-}
 
 function countLines(bytes: Uint8Array, from: number): number {
   let count = 0;
@@ -79,18 +72,16 @@ export class LogWriter {
   #target: WriteTarget;
   /** The unwritten end of a line that a failing write cut short; written first. */
   #carry: Uint8Array | null = null;
-  #failing = false;
-  #droppedSinceReport = 0;
-  #lastReport = -Infinity;
+  /** Dropped lines, counted for the next report. */
+  #drops: Throttle;
   #report: (message: string) => void;
-  #clock: () => number;
   #open: (path: string) => WriteTarget;
 
   /** Opens the target: the file at `path`, or standard error for `null`. */
   constructor(path: string | null, options: LogWriterOptions = {}) {
     this.path = path;
-    this.#report = options.report ?? writeStderr;
-    this.#clock = options.clock ?? Date.now;
+    this.#report = options.report ?? console.error;
+    this.#drops = new Throttle(WRITE_ERROR_REPORT_INTERVAL_MS, { clock: options.clock });
     this.#open = options.open ?? openLogFile;
     this.#target = path === null ? Deno.stderr : this.#open(path);
   }
@@ -113,13 +104,17 @@ export class LogWriter {
     }
     let offset = 0;
     try {
-      while (offset < bytes.length) offset += this.#target.writeSync(bytes.subarray(offset));
+      while (offset < bytes.length) {
+        const written = this.#target.writeSync(bytes.subarray(offset));
+        if (written === 0) throw new Deno.errors.WriteZero("write returned 0 bytes");
+        offset += written;
+      }
     } catch (error) {
       if (!isOsError(error)) throw error;
-      this.#failed(error, bytes, offset, carried);
+      this.#failed(error, { bytes, offset, carried });
       return;
     }
-    if (this.#failing) this.#resumed();
+    if (this.#drops.open) this.#resumed();
   }
 
   /** Reopens the log file by its path (after rotation); keeps the old file if that fails. */
@@ -129,7 +124,7 @@ export class LogWriter {
     try {
       target = this.#open(this.path);
     } catch (error) {
-      if (!(error instanceof Error)) throw error;
+      if (!isOsError(error)) throw error;
       this.#report(`${error.message}; still writing to the previous file`);
       return;
     }
@@ -138,22 +133,21 @@ export class LogWriter {
     if (this.#carry !== null) {
       this.#carry = null;
       this.dropped++;
-      this.#droppedSinceReport++;
+      this.#drops.pending++;
     }
     this.#target.close();
     this.#target = target;
   }
 
-  /** Closes the file. */
+  /** Finishes a line cut short if it can, and closes the file. */
   close(): void {
+    if (this.#carry !== null) this.write("");
     if (this.path !== null) this.#target.close();
   }
 
   #failed(
-    error: Error & { code: string },
-    bytes: Uint8Array,
-    offset: number,
-    carried: boolean,
+    error: Error,
+    { bytes, offset, carried }: { bytes: Uint8Array; offset: number; carried: boolean },
   ): void {
     // A line cut short is finished first when writes work again, so no partial line remains;
     // the whole lines after it are dropped and counted, which bounds memory on a full disk.
@@ -165,24 +159,23 @@ export class LogWriter {
     }
     const lost = countLines(bytes, rest);
     this.dropped += lost;
-    this.#droppedSinceReport += lost;
-    this.#failing = true;
-    const now = this.#clock();
-    if (now - this.#lastReport >= WRITE_ERROR_REPORT_INTERVAL_MS) {
-      this.#lastReport = now;
+    const count = this.#drops.fail(lost);
+    if (count !== null) {
       this.#report(
         `Cannot write log ${this.#name()}: ${reason(error)}; ` +
-          `${this.#droppedSinceReport} line(s) dropped so far`,
+          `${plural(count, "line")} dropped since the last report`,
       );
     }
   }
 
   #resumed(): void {
-    this.#failing = false;
-    const dropped = this.#droppedSinceReport;
-    this.#droppedSinceReport = 0;
-    this.#lastReport = -Infinity;
-    this.#report(`Writing log ${this.#name()} again after dropping ${dropped} line(s)`);
+    const count = this.#drops.recover();
+    if (count === null) return; // reported once the interval has passed
+    this.#report(
+      `Writing log ${this.#name()} again; ${
+        plural(count, "more line")
+      } dropped since the last report`,
+    );
   }
 
   #name(): string {

@@ -1,9 +1,10 @@
 /** The daemon: listeners that accept, log one line and close. Nothing is read or sent. */
 import { getLogger } from "@logtape/logtape";
-import { clientAddress, isMappedIPv4 } from "./address.ts";
-import { isOsError, reason } from "./errors.ts";
+import { clientAddress } from "./address.ts";
+import { isOsError, reason, withMessage } from "./errors.ts";
 import type { Formatter } from "./format.ts";
 import type { PrefixSet } from "./ip.ts";
+import { Throttle } from "./throttle.ts";
 
 /** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
 export type Family = "dual" | "ipv4" | "ipv6";
@@ -68,8 +69,8 @@ export class Bouncer {
   #listen: ListenFunction;
   #bound: Bound[] = [];
   #closed = false;
-  #errorsSinceReport = 0;
-  #lastErrorReport = -Infinity;
+  #ipv6Missing = false;
+  #acceptErrors: Throttle;
 
   /** Creates a server that writes lines made by `formatter` to `sink`. */
   constructor(sink: LineSink, formatter: Formatter, options: BouncerOptions = {}) {
@@ -80,17 +81,14 @@ export class Bouncer {
     this.ignore = options.ignore ?? null;
     this.#clock = options.clock ?? Date.now;
     this.#listen = options.listen ?? Deno.listen;
-  }
-
-  /** The addresses and ports listened on. */
-  get addresses(): Deno.NetAddr[] {
-    return this.#bound.map(({ listener }) => listener.addr as Deno.NetAddr);
+    this.#acceptErrors = new Throttle(ACCEPT_ERROR_REPORT_INTERVAL_MS, { clock: this.#clock });
   }
 
   /**
    * Binds every port (on every address), logging a line for each listener.
    *
-   * @throws {Error} naming the port and the reason; nothing is left listening then.
+   * @throws {Error} of the OS error's class, naming the port and the reason; nothing is left
+   *   listening then.
    */
   listen(ports: readonly number[]): void {
     if (this.#closed) return; // stopped by a signal during start-up
@@ -111,7 +109,8 @@ export class Bouncer {
       throw error;
     }
     // Only once every port is bound: a failed start says nothing of ports it let go again.
-    for (const { port, scope } of this.#bound) {
+    // A second, IPv4 listener of a dual-stack port has no scope: its port is announced once.
+    for (const { port, scope } of this.#bound.filter((bound) => bound.scope !== "")) {
       logger.info("Listening on port {port} ({scope})", { event: "listening", port, scope });
     }
   }
@@ -134,17 +133,33 @@ export class Bouncer {
   }
 
   #bindDualStack(port: number): void {
+    const scope = "IPv4 and IPv6, any address";
+    if (this.#ipv6Missing) {
+      this.#bind(ANY_IPV4, port, "IPv4 only, any address");
+      return;
+    }
     try {
-      this.#bind(ANY_IPV6, port, "IPv4 and IPv6, any address");
+      this.#bind(ANY_IPV6, port, scope);
     } catch (error) {
       // A host without IPv6 (disabled in the kernel) cannot bind "::": serve IPv4 alone.
       const code = ((error as Error).cause as { code?: string } | undefined)?.code;
       if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
-      logger.warn("IPv6 is not available on this host ({reason}): IPv4 only", {
+      this.#ipv6Missing = true;
+      logger.warn("IPv6 is not available on this host ({reason}): listening on IPv4 only", {
         event: "warning",
         reason: reason(error),
       });
       this.#bind(ANY_IPV4, port, "IPv4 only, any address");
+      return;
+    }
+    // Where "::" takes IPv6 clients only (net.ipv6.bindv6only=1, Windows), "0.0.0.0" binds
+    // too and takes the IPv4 clients; on a dual-stack socket it is already taken.
+    try {
+      this.#bound.push({ listener: this.#listen({ hostname: ANY_IPV4, port }), port, scope: "" });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) {
+        throw this.#cannotListen(error, ANY_IPV4, port);
+      }
     }
   }
 
@@ -152,19 +167,24 @@ export class Bouncer {
     try {
       this.#bound.push({ listener: this.#listen({ hostname, port }), port, scope });
     } catch (error) {
-      if (!isOsError(error)) throw error;
-      const where = hostname === ANY_IPV4 || hostname === ANY_IPV6
-        ? `port "${port}"`
-        : `"${hostname}" port "${port}"`;
-      const detail = error instanceof Deno.errors.PermissionDenied && port < 1024
-        ? `permission denied (${PRIVILEGE_HINT})`
-        : reason(error);
-      throw new Error(`Cannot listen on ${where}: ${detail}`, { cause: error });
+      throw this.#cannotListen(error, hostname, port);
     }
   }
 
+  #cannotListen(error: unknown, hostname: string, port: number): unknown {
+    if (!isOsError(error)) return error;
+    const where = hostname === ANY_IPV4 || hostname === ANY_IPV6
+      ? `port "${port}"`
+      : `"${hostname}" port "${port}"`;
+    const detail = error instanceof Deno.errors.PermissionDenied && port < 1024
+      ? `permission denied (${PRIVILEGE_HINT})`
+      : reason(error);
+    return withMessage(error, `Cannot listen on ${where}: ${detail}`);
+  }
+
   async #acceptLoop({ listener, port }: Bound): Promise<void> {
-    const ipv6Only = this.#family === "ipv6" && this.#addresses.length === 0;
+    // Deno cannot set IPV6_V6ONLY: with -6, IPv4 clients reach "::" and are dropped.
+    const dropIPv4 = this.#family === "ipv6";
     while (true) {
       let conn: Deno.Conn;
       try {
@@ -172,53 +192,45 @@ export class Bouncer {
       } catch (error) {
         if (this.#closed) return;
         if (!isOsError(error)) throw error;
-        this.#acceptFailed(port, error);
+        this.acceptErrors++;
+        const count = this.#acceptErrors.fail();
+        if (count !== null) {
+          logger.error(
+            "Cannot accept connections: {reason} ({count} failed since the last report)",
+            {
+              event: "error",
+              reason: reason(error),
+              count,
+            },
+          );
+        }
         await new Promise((resolve) => setTimeout(resolve, ACCEPT_ERROR_BACKOFF_MS));
         continue;
       }
       // The hot path: no read, no write to the socket; close first to free the descriptor.
-      const remote = conn.remoteAddr as Deno.NetAddr;
+      const hostname = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const srcPort = (conn.remoteAddr as Deno.NetAddr).port;
       conn.close();
-      if (this.#errorsSinceReport > 0) this.#acceptResumed(port);
-      if (ipv6Only && isMappedIPv4(remote.hostname)) {
-        // Deno cannot set IPV6_V6ONLY: IPv4 clients reach an IPv6 listener and are dropped.
-        this.ignored++;
-        continue;
-      }
-      const address = clientAddress(remote.hostname);
-      if (this.ignore !== null && this.ignore.has(address)) {
+      if (this.#acceptErrors.open) this.#acceptResumed();
+      const address = clientAddress(hostname);
+      // clientAddress changes only an IPv4-mapped address: that is an IPv4 client.
+      if (
+        (dropIPv4 && address !== hostname) || (this.ignore !== null && this.ignore.has(address))
+      ) {
         this.ignored++;
         continue;
       }
       this.connections++;
-      this.#sink.writeBytes(
-        this.#formatter.connection(this.#clock(), address, remote.port, port),
-      );
+      this.#sink.writeBytes(this.#formatter.connection(this.#clock(), address, srcPort, port));
     }
   }
 
-  #acceptFailed(port: number, error: Error): void {
-    this.acceptErrors++;
-    this.#errorsSinceReport++;
-    const now = this.#clock();
-    if (now - this.#lastErrorReport < ACCEPT_ERROR_REPORT_INTERVAL_MS) return;
-    logger.error("Cannot accept on port {port}: {reason} ({count} failed since the last report)", {
+  #acceptResumed(): void {
+    const count = this.#acceptErrors.recover();
+    if (count === null) return;
+    logger.warn("Accepting connections again ({count} more failed since the last report)", {
       event: "error",
-      port,
-      reason: reason(error),
-      count: this.#errorsSinceReport,
+      count,
     });
-    this.#lastErrorReport = now;
-    this.#errorsSinceReport = 0;
-  }
-
-  #acceptResumed(port: number): void {
-    logger.warn("Accepting on port {port} again ({count} more failed since the last report)", {
-      event: "error",
-      port,
-      count: this.#errorsSinceReport,
-    });
-    this.#errorsSinceReport = 0;
-    this.#lastErrorReport = -Infinity;
   }
 }

@@ -42,7 +42,11 @@ Deno.test("text format writes exactly the classic line in local time with millis
       "2026-11-25 08:01:03.100 [INFO] Connection from 1.2.3.4 on port 1\n",
     );
     assert.equal(
-      text.event(MS + 7, "info", "listening", "Listening on port 22 (IPv4 and IPv6, any address)"),
+      text.event(MS + 7, {
+        level: "info",
+        event: "listening",
+        message: "Listening on port 22 (IPv4 and IPv6, any address)",
+      }),
       "2026-11-25 08:01:02.352 [INFO] Listening on port 22 (IPv4 and IPv6, any address)\n",
     );
   });
@@ -56,7 +60,11 @@ Deno.test("text format writes exactly the classic line in local time with millis
 
 Deno.test("text format keeps 'Connection from' for connection lines only, one line per event", () => {
   withTimeZone("UTC", () => {
-    const line = createFormatter("text").event(MS, "error", "error", "Connection from x\ny");
+    const line = createFormatter("text").event(MS, {
+      level: "error",
+      event: "error",
+      message: "Connection from x\ny",
+    });
     assert.equal(line, "2026-11-25 08:01:02.345 [ERROR] Connection-from x y\n");
   });
 });
@@ -76,7 +84,12 @@ Deno.test("json format writes one object per line with an RFC 3339 time and offs
     });
     assert.equal(new Date(JSON.parse(line).time).getTime(), MS);
     assert.deepEqual(
-      JSON.parse(json.event(MS, "info", "stopped", "Stopped after 1 connection", { count: 1 })),
+      JSON.parse(json.event(MS, {
+        level: "info",
+        event: "stopped",
+        message: "Stopped after 1 connection",
+        fields: { count: 1, message: "a field cannot replace the message", time: 0 },
+      })),
       {
         time: "2026-11-25T03:01:02.345-05:00",
         level: "info",

@@ -84,6 +84,13 @@ Deno.test("PrefixSet matches clients seen through a dual-stack socket by their I
   assert.ok(!set.has(canonicalAddress("::ffff:198.51.101.1")));
 });
 
+Deno.test("PrefixSet rejects an IPv4-mapped prefix shorter than /96", () => {
+  assert.throws(
+    () => new PrefixSet().add("::ffff:10.0.0.0/8"),
+    /^RangeError: Cannot ignore "::ffff:10.0.0.0\/8": an IPv4-mapped prefix needs \/96 or more$/,
+  );
+});
+
 Deno.test("PrefixSet rejects bad prefixes", () => {
   const set = new PrefixSet();
   for (const bad of ["10.0.0.0/33", "::/129", "example.com", "10.0.0/8", "1.2.3.4/", ""]) {

@@ -111,9 +111,10 @@ Deno.test("Bouncer closes what it bound when a later port fails", () => {
     const server = new Bouncer({ writeBytes: () => {} }, createFormatter("text"), { listen });
     assert.throws(
       () => server.listen([1, 2, 3]),
-      /^Error: Cannot listen on port "2": address already in use$/,
+      /^AddrInUse: Cannot listen on port "2": address already in use$/,
     );
-    assert.deepEqual(closed, [1]);
+    // Port 1 had "::" and, as on a host without dual-stack sockets, "0.0.0.0".
+    assert.deepEqual(closed, [1, 1]);
   } finally {
     resetSync();
   }
@@ -148,7 +149,55 @@ Deno.test("Bouncer logs accept errors at most once a second with a count, and ke
     assert.ok(errors.length >= 3 && errors.length <= 4, `${errors.length} reports`);
     const counted = errors.reduce((sum, r) => sum + Number(r.properties.count), 0);
     assert.equal(counted, 50);
-    assert.match(errors[0].message.join(""), /Cannot accept on port 22: too many open files/);
+    assert.match(errors[0].message.join(""), /^Cannot accept connections: too many open files/);
+    assert.match(errors.at(-1)!.message.join(""), /^Accepting connections again/);
+  } finally {
+    resetSync();
+  }
+});
+
+Deno.test("Bouncer adds an IPv4 listener where '::' does not take IPv4 (bindv6only, Windows)", () => {
+  for (const dualStack of [true, false]) {
+    const records = captureLogs();
+    try {
+      const bound: string[] = [];
+      const listen: ListenFunction = ({ hostname, port }) => {
+        if (dualStack && hostname === "0.0.0.0" && bound.includes(`:::${port}`)) {
+          throw Object.assign(new Deno.errors.AddrInUse("in use"), { code: "EADDRINUSE" });
+        }
+        bound.push(`${hostname}:${port}`);
+        return scriptedListener([], hostname, port).listener;
+      };
+      const server = new Bouncer({ writeBytes: () => {} }, createFormatter("text"), { listen });
+      server.listen([22, 23]);
+      assert.deepEqual(
+        bound,
+        dualStack ? [":::22", ":::23"] : [":::22", "0.0.0.0:22", ":::23", "0.0.0.0:23"],
+      );
+      // One Listening line per port either way.
+      assert.deepEqual(records.map((r) => r.message.join("")), [
+        "Listening on port 22 (IPv4 and IPv6, any address)",
+        "Listening on port 23 (IPv4 and IPv6, any address)",
+      ]);
+      server.close();
+    } finally {
+      resetSync();
+    }
+  }
+});
+
+Deno.test("Bouncer says once, not per port, that IPv6 is missing", () => {
+  const records = captureLogs();
+  try {
+    const listen: ListenFunction = ({ hostname, port }) => {
+      if (hostname === "::") throw osError("EAFNOSUPPORT", "Address family not supported");
+      return scriptedListener([], hostname, port).listener;
+    };
+    const server = new Bouncer({ writeBytes: () => {} }, createFormatter("text"), { listen });
+    server.listen([1, 2, 3]);
+    assert.equal(records.filter((r) => r.level === "warning").length, 1);
+    assert.equal(records.filter((r) => r.properties.event === "listening").length, 3);
+    server.close();
   } finally {
     resetSync();
   }
