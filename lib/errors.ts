@@ -1,4 +1,4 @@
-/** Errors shared by the command line and the daemon. */
+/** Errors shared by the command line and the daemon, and the wording of messages. */
 
 /** A problem with the command line or its inputs: the program exits with status 2. */
 export class UsageError extends Error {

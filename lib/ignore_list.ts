@@ -1,6 +1,6 @@
 /** The allow-list: `--ignore CIDR` values and `--ignore-file FILE` lines. */
 import { PrefixSet } from "./ip.ts";
-import { reason, UsageError } from "./errors.ts";
+import { isOsError, reason, UsageError } from "./errors.ts";
 
 /**
  * Builds the allow-list from CIDR values and the lines of an optional file (`#` starts a
@@ -27,8 +27,8 @@ export function loadIgnoreList(
   try {
     text = Deno.readTextFileSync(file);
   } catch (error) {
-    if (!(error instanceof Error)) throw error;
-    throw new UsageError(`Cannot read ignore file "${file}": ${reason(error)}`);
+    if (!isOsError(error)) throw error;
+    throw new UsageError(`Cannot read ignore file "${file}": ${reason(error)}`, { cause: error });
   }
   text.split("\n").forEach((line, index) => {
     const entry = line.replace(/#.*/, "").trim();
