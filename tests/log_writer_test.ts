@@ -3,14 +3,17 @@ import { LogWriter, openLogFile, type WriteTarget } from "../lib/log_writer.ts";
 
 const decoder = new TextDecoder();
 
-/** A target that records writes; `limit` bytes per call, `fail` makes writes throw ENOSPC. */
+/** A target that records writes: `limit` bytes per call; `fail` or `failOn(call)` throws ENOSPC. */
 class FakeTarget implements WriteTarget {
   writes: string[] = [];
   limit = Infinity;
   fail = false;
+  failOn: (call: number) => boolean = () => false;
+  calls = 0;
   closed = false;
   writeSync(data: Uint8Array): number {
-    if (this.fail) {
+    this.calls++;
+    if (this.fail || this.failOn(this.calls)) {
       throw Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
     }
     const n = Math.min(this.limit, data.length);
@@ -81,13 +84,8 @@ Deno.test("LogWriter completes a line cut short by a failing write, and never le
   const target = new FakeTarget();
   const { writer } = fakeWriter(target);
   target.limit = 4;
-  const original = target.writeSync.bind(target);
-  let calls = 0;
-  target.writeSync = (data) => {
-    // The first call writes 4 bytes, the second fails: the disk filled up in mid-line.
-    if (calls++ === 1) throw Object.assign(new Error("full"), { code: "ENOSPC" });
-    return original(data);
-  };
+  // The first call writes 4 bytes, the second fails: the disk filled up in mid-line.
+  target.failOn = (call) => call === 2;
   writer.write("first line\nsecond line\n");
   assert.equal(target.text, "firs");
   assert.equal(writer.dropped, 1);
@@ -158,14 +156,8 @@ Deno.test("LogWriter keeps the unfinished line while the target keeps failing", 
   const target = new FakeTarget();
   const { writer } = fakeWriter(target);
   target.limit = 4;
-  const original = target.writeSync.bind(target);
-  let calls = 0;
-  target.writeSync = (data) => {
-    calls++;
-    // Only the first call succeeds (4 bytes); the next three fail.
-    if (calls >= 2 && calls <= 4) throw Object.assign(new Error("full"), { code: "ENOSPC" });
-    return original(data);
-  };
+  // Only the first call succeeds (4 bytes); the next three fail.
+  target.failOn = (call) => call >= 2 && call <= 4;
   writer.write("first line\n");
   writer.write("second line\n");
   writer.write("third line\n");
@@ -182,16 +174,7 @@ Deno.test("LogWriter.reopen() finishes a cut line in the old file, or drops it, 
     const targets = [old, fresh];
     const writer = new LogWriter("/x.log", { open: () => targets.shift()!, report: () => {} });
     old.limit = 4;
-    const original = old.writeSync.bind(old);
-    let calls = 0;
-    old.writeSync = (data) => {
-      calls++;
-      if (calls === 2 || (calls >= 3 && !oldFileRecovers)) {
-        throw Object.assign(new Error("full"), { code: "ENOSPC" });
-      }
-      if (calls >= 3) old.limit = Infinity;
-      return original(data);
-    };
+    old.failOn = (call) => call === 2 || (call >= 3 && !oldFileRecovers);
     writer.write("first line\n");
     writer.reopen();
     writer.write("second line\n");
