@@ -327,9 +327,16 @@ function meta(alert: Alert): Map<string, string> {
 }
 
 /**
- * Replay: net-bouncer writes a log (sources 127.0.0.1 twice, 127.0.0.2, ::1), then
+ * Replay: net-bouncer writes a log (sources 127.0.0.1, 127.0.0.2, ::1), then
  * `crowdsec -dsn file://LOG -type net-bouncer -no-api` replays it into a running LAPI of the
- * test's own. Exactly one alert and one ban per distinct source; the event time is the line's.
+ * test's own. Exactly one alert and one ban per source; the event time is the line's.
+ *
+ * Each source connects once here. A repeated source would make the result depend on a CrowdSec
+ * 1.4 race: a replay reads the lines at once, the two trigger-bucket instances of that source
+ * overflow concurrently, and the blackhole's bookkeeping (a slice shared by the instances, without
+ * a lock) now and then lets both through, i.e. two alerts and two bans (about 3 in 100 repeated
+ * sources in a replay). The blackhole is checked in the live test instead, where the repeat comes
+ * after the first alert, as it does on a real host.
  */
 async function replayTest(format: "text" | "json") {
   const dir = await Deno.makeTempDir({ prefix: `crowdsec-replay-${format}-` });
@@ -348,14 +355,14 @@ async function replayTest(format: "text" | "json") {
     const sources = ["127.0.0.1", "127.0.0.2", "::1"];
     let lines: string[];
     try {
-      for (const source of [...sources, "127.0.0.1"]) await knockFrom(source, port);
+      for (const source of sources) await knockFrom(source, port);
       const connection = format === "json" ? /"event":"connection"/ : CONNECTION_LINE;
-      lines = await program.waitForLines(connection, 4);
+      lines = await program.waitForLines(connection, sources.length);
     } finally {
       const result = await program.stop();
       assert.equal(result.code, 0, result.stderr);
     }
-    assert.deepEqual(lines.map(lineSource), [...sources, "127.0.0.1"]);
+    assert.deepEqual(lines.map(lineSource), sources);
     await waitForLapi(lapi.url, server);
 
     const replay = await new Deno.Command("crowdsec", {
@@ -383,14 +390,12 @@ async function replayTest(format: "text" | "json") {
       assert.equal(fields.get("source_ip"), source);
       assert.equal(fields.get("dst_port"), String(port));
       assert.equal(fields.get("log_type"), "net-bouncer_connection");
-      // The event time is that of a line of this source (to the millisecond), not the replay
-      // time. (Which one of 127.0.0.1's two lines, a few ms apart, crowdsec keeps in the alert
-      // varies between runs: its buckets run concurrently.)
-      const own = lines.filter((line) => lineSource(line) === source);
-      const eventTime = Date.parse(fields.get("timestamp") ?? "");
-      assert.ok(
-        own.some((line) => lineTime(line, REPLAY_TZ_OFFSET) === eventTime),
-        `event time of ${source}: ${fields.get("timestamp")} vs lines ${own.join(" | ")}`,
+      // The event time is that of the source's line (to the millisecond), not the replay time.
+      const line = lines.find((l) => lineSource(l) === source)!;
+      assert.equal(
+        Date.parse(fields.get("timestamp") ?? ""),
+        lineTime(line, REPLAY_TZ_OFFSET),
+        `event time of ${source}: ${fields.get("timestamp")} vs line ${line}`,
       );
     }
 
@@ -418,6 +423,19 @@ Deno.test({
   ignore: IGNORE,
   fn: () => replayTest("json"),
 });
+
+/**
+ * CrowdSec 1.4's key of the scenario's bucket for `source`, the `partition` field of its bucket
+ * log lines: sha1(filter + groupby value + name), as its leakybucket.GetKey computes it.
+ */
+async function bucketKey(source: string): Promise<string> {
+  const scenario = await Deno.readTextFile(`${CONTRIB}/scenarios/net-bouncer-touch.yaml`);
+  const filter = scenario.match(/^filter: "(.*)"$/m)?.[1];
+  assert.ok(filter, "no filter line in the scenario");
+  const bytes = new TextEncoder().encode(filter + source + SCENARIO);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", bytes));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
 
 /**
  * Knocks from `source` until the bouncer sees a decision for it (at most WARMUP_ATTEMPTS knocks):
@@ -454,7 +472,8 @@ Deno.test({
       const cs = await writeConfig(`${dir}/cs`, { port: freePort(), files: [logFile] });
       await addMachine(cs, "live", `${cs.dir}/local_api_credentials.yaml`);
       const key = await addBouncer(cs, "live-bouncer");
-      const crowdsec = startCrowdsec(cs.config);
+      // -debug: crowdsec logs a blackholed overflow only at debug level (checked below).
+      const crowdsec = startCrowdsec(cs.config, ["-debug"]);
       processes.push(crowdsec);
       await waitForLapi(cs.url, crowdsec);
       await waitForOutput(crowdsec, /Starting processing data/, "agent processing");
@@ -482,11 +501,24 @@ Deno.test({
         `live decision latency (knock -> LAPI decision), ms: ${JSON.stringify(latencies)}`,
       );
 
-      // cscli sees the same through the LAPI.
+      // The scenario's blackhole: 127.0.0.3 connects again after its alert; crowdsec discards
+      // that overflow (the event waited for) and raises no second alert or ban.
+      const partition = await bucketKey("127.0.0.3");
+      await knockFrom("127.0.0.3", port);
+      await waitForOutput(
+        crowdsec,
+        new RegExp(`Overflow discarded, still blackholed[^\n]* partition=${partition}`),
+        "blackholed repeat from 127.0.0.3",
+      );
+
+      // cscli sees the same through the LAPI: one alert and one ban per source.
+      const expected = ["127.0.0.3", "127.0.0.5", "::1"].sort();
+      const alerts = jsonList<Alert>(await cscli(cs.config, "alerts", "list", "-o", "json"));
+      assert.deepEqual(alerts.map((a) => a.source.value).sort(), expected);
       const listed = jsonList<DecisionAlert>(
         await cscli(cs.config, "decisions", "list", "-o", "json"),
       ).flatMap((a) => a.decisions.map((d) => d.value));
-      assert.deepEqual(listed.sort(), ["127.0.0.3", "127.0.0.5", "::1"].sort());
+      assert.deepEqual(listed.sort(), expected);
     } finally {
       await program.stop();
       for (const process of processes) await process.stop();
