@@ -183,3 +183,18 @@ Deno.test("LogWriter.reopen() finishes a cut line in the old file, or drops it, 
     assert.equal(writer.dropped, oldFileRecovers ? 0 : 1);
   }
 });
+
+Deno.test("LogWriter treats a write of 0 bytes as a failure instead of retrying forever", () => {
+  const target = new FakeTarget();
+  const { writer, reports } = fakeWriter(target);
+  target.limit = 0;
+  writer.write("stuck\n");
+  assert.equal(writer.dropped, 1);
+  assert.match(
+    reports[0],
+    /^Cannot write log file "\/fake\/x.log": write returned 0 bytes; 1 line/,
+  );
+  target.limit = Infinity;
+  writer.write("free\n");
+  assert.equal(target.text, "free\n");
+});
