@@ -284,7 +284,12 @@ Deno.test({
           }
         };
         for (let i = 0; i < 100; i++) {
-          if (i % 10 === 0) await Deno.rename(log, `${log}.${i}`);
+          if (i % 10 === 0) {
+            // The previous HUP may not have reopened the file yet (once the flood is over,
+            // nothing below waits for it): rename only the file the program writes to now.
+            await waitFor("the reopened log file", () => isFile(log));
+            await Deno.rename(log, `${log}.${i}`);
+          }
           const before = size();
           program.kill("SIGHUP");
           // Spread the signals over the flood: each waits until the program wrote more.
