@@ -11,6 +11,8 @@ const CONTRIB = `${ROOT}contrib/logrotate/net-bouncer`;
 const ROTATIONS = 3;
 /** Upper bound on the client's connections (the loop stops earlier, when rotating is done). */
 const MAX_CONNECTIONS = 60_000;
+/** Added to a second between rotations: far more than time(2)'s lag of one timer tick. */
+const ROTATION_MARGIN_MS = 100;
 /** Client addresses, used in turn (both reach the one dual-stack listener). */
 const CLIENTS = ["127.0.0.1", "::1"];
 /** Exact `postrotate` command of the contrib file, replaced by a kill for the test. */
@@ -101,21 +103,22 @@ Deno.test({
       Deno.writeTextFileSync(config, derivedConfig(dir, program.child.pid));
       Deno.chmodSync(config, 0o600);
       const state = `${dir}/logrotate.state`;
-      let lastSecond = 0;
+      let nextRotation = 0;
       for (let i = 0; i < ROTATIONS; i++) {
         // notifempty: rotate only a file that has a connection line (also shows the program
         // writes to the file logrotate created, i.e. SIGHUP reopened it).
         await waitFor(`a connection line in ${logFile} before rotation ${i + 1}`, () => {
           return connections(Deno.readTextFileSync(logFile)).length > 0;
         });
-        // One rotation per second of dateformat; poll the clock, bounded by the deadline.
-        await waitFor("the next second", () => Math.floor(Date.now() / 1000) > lastSecond);
+        // dateformat names a rotation by the second of logrotate's clock (time(2), which may
+        // read a coarse clock a timer tick off Date.now()): more than a second since the previous
+        // run started gives each run its own second, whichever way the two clocks differ.
+        await waitFor("a new second for dateformat", () => Date.now() >= nextRotation);
+        nextRotation = Date.now() + 1000 + ROTATION_MARGIN_MS;
         const out = await new Deno.Command("logrotate", {
           args: ["-f", "-s", state, config],
           stdin: "null",
         }).output();
-        // logrotate named the file by its own clock, in this second or (rarely) the next.
-        lastSecond = Math.floor(Date.now() / 1000);
         const stderr = new TextDecoder().decode(out.stderr);
         assert.equal(stderr, "", `logrotate printed:\n${stderr}`);
         assert.equal(out.code, 0);
