@@ -208,10 +208,10 @@ export function needsTools(...tools: string[]): boolean {
 }
 
 /** Runs `fn` with a new temporary directory, removed afterwards. */
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "net-bouncer-test-" });
   try {
-    await fn(dir);
+    return await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -9,7 +9,15 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { CONNECTION_LINE, freePort, needsTools, ROOT, startProgram, waitFor } from "./_util.ts";
+import {
+  CONNECTION_LINE,
+  freePort,
+  needsTools,
+  ROOT,
+  startProgram,
+  waitFor,
+  withTempDir,
+} from "./_util.ts";
 
 /** The contrib files under test. */
 const CONTRIB = `${ROOT}contrib/crowdsec`;
@@ -339,77 +347,77 @@ function meta(alert: Alert): Map<string, string> {
  * after the first alert, as it does on a real host.
  */
 async function replayTest(format: "text" | "json") {
-  const dir = await Deno.makeTempDir({ prefix: `crowdsec-replay-${format}-` });
-  const processes: Crowdsec[] = [];
-  try {
-    const lapi = await writeConfig(`${dir}/cs`, { port: freePort() });
-    await addMachine(lapi, "replay", `${lapi.dir}/local_api_credentials.yaml`);
-    const env = { TZ: REPLAY_TZ };
-    const server = startCrowdsec(lapi.config, ["-no-cs"], env);
-    processes.push(server);
-
-    const logFile = `${dir}/net-bouncer.log`;
-    const port = freePort();
-    const args = ["-p", String(port), ...(format === "json" ? ["--format", "json"] : [])];
-    const program = await startProgram(args, { logFile, env });
-    const sources = ["127.0.0.1", "127.0.0.2", "::1"];
-    let lines: string[];
+  await withTempDir(async (dir) => {
+    const processes: Crowdsec[] = [];
     try {
-      for (const source of sources) await knockFrom(source, port);
-      const connection = format === "json" ? /"event":"connection"/ : CONNECTION_LINE;
-      lines = await program.waitForLines(connection, sources.length);
-    } finally {
-      const result = await program.stop();
-      assert.equal(result.code, 0, result.stderr);
-    }
-    assert.deepEqual(lines.map(lineSource), sources);
-    await waitForLapi(lapi.url, server);
+      const lapi = await writeConfig(`${dir}/cs`, { port: freePort() });
+      await addMachine(lapi, "replay", `${lapi.dir}/local_api_credentials.yaml`);
+      const env = { TZ: REPLAY_TZ };
+      const server = startCrowdsec(lapi.config, ["-no-cs"], env);
+      processes.push(server);
 
-    const replay = await new Deno.Command("crowdsec", {
-      args: ["-c", lapi.config, "-dsn", `file://${logFile}`, "-type", LOG_TYPE, "-no-api"],
-      env,
-      stdin: "null",
-      signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
-    }).output();
-    const replayOutput = new TextDecoder().decode(replay.stdout) +
-      new TextDecoder().decode(replay.stderr);
-    assert.equal(replay.code, 0, replayOutput);
+      const logFile = `${dir}/net-bouncer.log`;
+      const port = freePort();
+      const args = ["-p", String(port), ...(format === "json" ? ["--format", "json"] : [])];
+      const program = await startProgram(args, { logFile, env });
+      const sources = ["127.0.0.1", "127.0.0.2", "::1"];
+      let lines: string[];
+      try {
+        for (const source of sources) await knockFrom(source, port);
+        const connection = format === "json" ? /"event":"connection"/ : CONNECTION_LINE;
+        lines = await program.waitForLines(connection, sources.length);
+      } finally {
+        const result = await program.stop();
+        assert.equal(result.code, 0, result.stderr);
+      }
+      assert.deepEqual(lines.map(lineSource), sources);
+      await waitForLapi(lapi.url, server);
 
-    const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
-    assert.deepEqual(
-      alerts.map((a) => a.source.value).sort(),
-      [...sources].sort(),
-      `one alert per distinct source\n${replayOutput}`,
-    );
-    for (const alert of alerts) {
-      const source = alert.source.value;
-      assert.equal(alert.scenario, SCENARIO);
-      assert.equal(alert.source.scope, "Ip");
-      assert.deepEqual(alert.decisions.map((d) => [d.type, d.value]), [["ban", source]]);
-      const fields = meta(alert);
-      assert.equal(fields.get("source_ip"), source);
-      assert.equal(fields.get("dst_port"), String(port));
-      assert.equal(fields.get("log_type"), "net-bouncer_connection");
-      // The event time is that of the source's line (to the millisecond), not the replay time.
-      const line = lines.find((l) => lineSource(l) === source)!;
-      assert.equal(
-        Date.parse(fields.get("timestamp") ?? ""),
-        lineTime(line, REPLAY_TZ_OFFSET),
-        `event time of ${source}: ${fields.get("timestamp")} vs line ${line}`,
+      const replay = await new Deno.Command("crowdsec", {
+        args: ["-c", lapi.config, "-dsn", `file://${logFile}`, "-type", LOG_TYPE, "-no-api"],
+        env,
+        stdin: "null",
+        signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
+      }).output();
+      const replayOutput = new TextDecoder().decode(replay.stdout) +
+        new TextDecoder().decode(replay.stderr);
+      assert.equal(replay.code, 0, replayOutput);
+
+      const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
+      assert.deepEqual(
+        alerts.map((a) => a.source.value).sort(),
+        [...sources].sort(),
+        `one alert per distinct source\n${replayOutput}`,
       );
-    }
+      for (const alert of alerts) {
+        const source = alert.source.value;
+        assert.equal(alert.scenario, SCENARIO);
+        assert.equal(alert.source.scope, "Ip");
+        assert.deepEqual(alert.decisions.map((d) => [d.type, d.value]), [["ban", source]]);
+        const fields = meta(alert);
+        assert.equal(fields.get("source_ip"), source);
+        assert.equal(fields.get("dst_port"), String(port));
+        assert.equal(fields.get("log_type"), "net-bouncer_connection");
+        // The event time is that of the source's line (to the millisecond), not the replay time.
+        const line = lines.find((l) => lineSource(l) === source)!;
+        assert.equal(
+          Date.parse(fields.get("timestamp") ?? ""),
+          lineTime(line, REPLAY_TZ_OFFSET),
+          `event time of ${source}: ${fields.get("timestamp")} vs line ${line}`,
+        );
+      }
 
-    const decisions = jsonList<DecisionAlert>(
-      await cscli(lapi.config, "decisions", "list", "-o", "json"),
-    ).flatMap((a) => a.decisions);
-    assert.deepEqual(
-      decisions.map((d) => `${d.type} ${d.value} ${d.scenario}`).sort(),
-      [...sources].sort().map((s) => `ban ${s} ${SCENARIO}`),
-    );
-  } finally {
-    for (const process of processes) await process.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+      const decisions = jsonList<DecisionAlert>(
+        await cscli(lapi.config, "decisions", "list", "-o", "json"),
+      ).flatMap((a) => a.decisions);
+      assert.deepEqual(
+        decisions.map((d) => `${d.type} ${d.value} ${d.scenario}`).sort(),
+        [...sources].sort().map((s) => `ban ${s} ${SCENARIO}`),
+      );
+    } finally {
+      for (const process of processes) await process.stop();
+    }
+  });
 }
 
 Deno.test({
@@ -462,68 +470,72 @@ Deno.test({
   name: "crowdsec: live, a connection becomes a LAPI decision within 5 s",
   ignore: IGNORE,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "crowdsec-live-" });
-    const processes: Crowdsec[] = [];
-    const logFile = `${dir}/net-bouncer.log`;
-    const port = freePort();
-    // The program first, so that the log file exists when crowdsec starts tailing it.
-    const program = await startProgram(["-p", String(port)], { logFile });
-    try {
-      const cs = await writeConfig(`${dir}/cs`, { port: freePort(), files: [logFile] });
-      await addMachine(cs, "live", `${cs.dir}/local_api_credentials.yaml`);
-      const key = await addBouncer(cs, "live-bouncer");
-      // -debug: crowdsec logs a blackholed overflow only at debug level (checked below).
-      const crowdsec = startCrowdsec(cs.config, ["-debug"]);
-      processes.push(crowdsec);
-      await waitForLapi(cs.url, crowdsec);
-      await waitForOutput(crowdsec, /Starting processing data/, "agent processing");
-      await warmUp(port, cs.url, key, "127.0.0.5");
+    await withTempDir(async (dir) => {
+      const processes: Crowdsec[] = [];
+      const logFile = `${dir}/net-bouncer.log`;
+      const port = freePort();
+      // The program first, so that the log file exists when crowdsec starts tailing it.
+      const program = await startProgram(["-p", String(port)], { logFile });
+      try {
+        const cs = await writeConfig(`${dir}/cs`, { port: freePort(), files: [logFile] });
+        await addMachine(cs, "live", `${cs.dir}/local_api_credentials.yaml`);
+        const key = await addBouncer(cs, "live-bouncer");
+        // -debug: crowdsec logs a blackholed overflow only at debug level (checked below).
+        const crowdsec = startCrowdsec(cs.config, ["-debug"]);
+        processes.push(crowdsec);
+        await waitForLapi(cs.url, crowdsec);
+        await waitForOutput(crowdsec, /Starting processing data/, "agent processing");
+        await warmUp(port, cs.url, key, "127.0.0.5");
 
-      const latencies: Record<string, number> = {};
-      for (const source of ["127.0.0.3", "::1"]) {
-        assert.deepEqual(await bouncerDecisions(cs.url, key, source), [], `no ban yet: ${source}`);
-        const start = performance.now();
-        await knockFrom(source, port);
-        const [decision] = await waitFor(
-          `decision for ${source}\n${crowdsec.output()}`,
-          async () => {
-            const found = await bouncerDecisions(cs.url, key, source);
-            return found.length ? found : null;
-          },
-          { timeoutMs: LIVE_LATENCY_LIMIT_MS },
+        const latencies: Record<string, number> = {};
+        for (const source of ["127.0.0.3", "::1"]) {
+          assert.deepEqual(
+            await bouncerDecisions(cs.url, key, source),
+            [],
+            `no ban yet: ${source}`,
+          );
+          const start = performance.now();
+          await knockFrom(source, port);
+          const [decision] = await waitFor(
+            `decision for ${source}\n${crowdsec.output()}`,
+            async () => {
+              const found = await bouncerDecisions(cs.url, key, source);
+              return found.length ? found : null;
+            },
+            { timeoutMs: LIVE_LATENCY_LIMIT_MS },
+          );
+          latencies[source] = Math.round(performance.now() - start);
+          assert.equal(decision.type, "ban");
+          assert.equal(decision.value, source);
+          assert.equal(decision.scenario, SCENARIO);
+        }
+        console.log(
+          `live decision latency (knock -> LAPI decision), ms: ${JSON.stringify(latencies)}`,
         );
-        latencies[source] = Math.round(performance.now() - start);
-        assert.equal(decision.type, "ban");
-        assert.equal(decision.value, source);
-        assert.equal(decision.scenario, SCENARIO);
+
+        // The scenario's blackhole: 127.0.0.3 connects again after its alert; crowdsec discards
+        // that overflow (the event waited for) and raises no second alert or ban.
+        const partition = await bucketKey("127.0.0.3");
+        await knockFrom("127.0.0.3", port);
+        await waitForOutput(
+          crowdsec,
+          new RegExp(`Overflow discarded, still blackholed[^\n]* partition=${partition}`),
+          "blackholed repeat from 127.0.0.3",
+        );
+
+        // cscli sees the same through the LAPI: one alert and one ban per source.
+        const expected = ["127.0.0.3", "127.0.0.5", "::1"].sort();
+        const alerts = jsonList<Alert>(await cscli(cs.config, "alerts", "list", "-o", "json"));
+        assert.deepEqual(alerts.map((a) => a.source.value).sort(), expected);
+        const listed = jsonList<DecisionAlert>(
+          await cscli(cs.config, "decisions", "list", "-o", "json"),
+        ).flatMap((a) => a.decisions.map((d) => d.value));
+        assert.deepEqual(listed.sort(), expected);
+      } finally {
+        await program.stop();
+        for (const process of processes) await process.stop();
       }
-      console.log(
-        `live decision latency (knock -> LAPI decision), ms: ${JSON.stringify(latencies)}`,
-      );
-
-      // The scenario's blackhole: 127.0.0.3 connects again after its alert; crowdsec discards
-      // that overflow (the event waited for) and raises no second alert or ban.
-      const partition = await bucketKey("127.0.0.3");
-      await knockFrom("127.0.0.3", port);
-      await waitForOutput(
-        crowdsec,
-        new RegExp(`Overflow discarded, still blackholed[^\n]* partition=${partition}`),
-        "blackholed repeat from 127.0.0.3",
-      );
-
-      // cscli sees the same through the LAPI: one alert and one ban per source.
-      const expected = ["127.0.0.3", "127.0.0.5", "::1"].sort();
-      const alerts = jsonList<Alert>(await cscli(cs.config, "alerts", "list", "-o", "json"));
-      assert.deepEqual(alerts.map((a) => a.source.value).sort(), expected);
-      const listed = jsonList<DecisionAlert>(
-        await cscli(cs.config, "decisions", "list", "-o", "json"),
-      ).flatMap((a) => a.decisions.map((d) => d.value));
-      assert.deepEqual(listed.sort(), expected);
-    } finally {
-      await program.stop();
-      for (const process of processes) await process.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -531,98 +543,98 @@ Deno.test({
   name: "crowdsec: fleet, two agents report to one LAPI and every host's bouncer sees both bans",
   ignore: IGNORE,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "crowdsec-fleet-" });
-    const processes: Crowdsec[] = [];
-    const programs: Awaited<ReturnType<typeof startProgram>>[] = [];
-    try {
-      // Central LAPI (no agent of its own: -no-cs); its cscli logs in as machine "central".
-      const lapi = await writeConfig(`${dir}/lapi`, { port: freePort() });
-      await addMachine(lapi, "central", `${lapi.dir}/local_api_credentials.yaml`);
-      const server = startCrowdsec(lapi.config, ["-no-cs"]);
-      processes.push(server);
-      await waitForLapi(lapi.url, server);
+    await withTempDir(async (dir) => {
+      const processes: Crowdsec[] = [];
+      const programs: Awaited<ReturnType<typeof startProgram>>[] = [];
+      try {
+        // Central LAPI (no agent of its own: -no-cs); its cscli logs in as machine "central".
+        const lapi = await writeConfig(`${dir}/lapi`, { port: freePort() });
+        await addMachine(lapi, "central", `${lapi.dir}/local_api_credentials.yaml`);
+        const server = startCrowdsec(lapi.config, ["-no-cs"]);
+        processes.push(server);
+        await waitForLapi(lapi.url, server);
 
-      // Host A (text format) and host B (JSON format): net-bouncer plus an agent whose own LAPI
-      // is disabled (api.server.enable: false).
-      const hosts = [
-        { name: "host-a", source: "127.0.0.4", format: [] as string[] },
-        { name: "host-b", source: "::1", format: ["--format", "json"] },
-      ];
-      const agents: { port: number; config: CrowdsecConfig; crowdsec?: Crowdsec }[] = [];
-      for (const host of hosts) {
-        const logFile = `${dir}/${host.name}.log`;
-        const port = freePort();
-        programs.push(await startProgram(["-p", String(port), ...host.format], { logFile }));
-        const config = await writeConfig(`${dir}/${host.name}`, {
-          port: freePort(),
-          server: false,
-          files: [logFile],
-        });
-        agents.push({ port, config });
-      }
-      // host-a: machine created on the LAPI, credentials copied to the agent.
-      await addMachine(lapi, "host-a", `${agents[0].config.dir}/local_api_credentials.yaml`);
-      // host-b: the agent registers itself, an administrator validates it on the LAPI. As on a
-      // fresh Debian install, host-b first has its own LAPI and local machine (the package's
-      // postinst adds it; `lapi register` reads that credentials file before replacing it);
-      // the README's last step then disables the local LAPI (api.server.enable: false).
-      const hostB = agents[1].config.config;
-      const ownLapi = (await Deno.readTextFile(hostB)).replace("enable: false", "enable: true");
-      await Deno.writeTextFile(hostB, ownLapi);
-      await cscli(
-        hostB,
-        "machines",
-        "add",
-        "--auto",
-        "-f",
-        `${agents[1].config.dir}/local_api_credentials.yaml`,
-      );
-      await cscli(
-        hostB,
-        "lapi",
-        "register",
-        "-u",
-        lapi.url,
-        "--machine",
-        "host-b",
-        "-f",
-        `${agents[1].config.dir}/local_api_credentials.yaml`,
-      );
-      await cscli(lapi.config, "machines", "validate", "host-b");
-      await Deno.writeTextFile(hostB, ownLapi.replace("enable: true", "enable: false"));
-      // One bouncer per host, both on the central LAPI.
-      const keys = [await addBouncer(lapi, "fw-host-a"), await addBouncer(lapi, "fw-host-b")];
-
-      for (const agent of agents) {
-        agent.crowdsec = startCrowdsec(agent.config.config);
-        processes.push(agent.crowdsec);
-        await waitForOutput(agent.crowdsec, /Starting processing data/, "agent processing");
-      }
-      for (const [index, host] of hosts.entries()) {
-        await warmUp(agents[index].port, lapi.url, keys[index], host.source);
-      }
-
-      // Every host's bouncer sees the bans that either host caused.
-      for (const key of keys) {
+        // Host A (text format) and host B (JSON format): net-bouncer plus an agent whose own LAPI
+        // is disabled (api.server.enable: false).
+        const hosts = [
+          { name: "host-a", source: "127.0.0.4", format: [] as string[] },
+          { name: "host-b", source: "::1", format: ["--format", "json"] },
+        ];
+        const agents: { port: number; config: CrowdsecConfig; crowdsec?: Crowdsec }[] = [];
         for (const host of hosts) {
-          const found = await bouncerDecisions(lapi.url, key, host.source);
-          assert.deepEqual(found.map((d) => [d.type, d.value]), [["ban", host.source]]);
+          const logFile = `${dir}/${host.name}.log`;
+          const port = freePort();
+          programs.push(await startProgram(["-p", String(port), ...host.format], { logFile }));
+          const config = await writeConfig(`${dir}/${host.name}`, {
+            port: freePort(),
+            server: false,
+            files: [logFile],
+          });
+          agents.push({ port, config });
         }
+        // host-a: machine created on the LAPI, credentials copied to the agent.
+        await addMachine(lapi, "host-a", `${agents[0].config.dir}/local_api_credentials.yaml`);
+        // host-b: the agent registers itself, an administrator validates it on the LAPI. As on a
+        // fresh Debian install, host-b first has its own LAPI and local machine (the package's
+        // postinst adds it; `lapi register` reads that credentials file before replacing it);
+        // the README's last step then disables the local LAPI (api.server.enable: false).
+        const hostB = agents[1].config.config;
+        const ownLapi = (await Deno.readTextFile(hostB)).replace("enable: false", "enable: true");
+        await Deno.writeTextFile(hostB, ownLapi);
+        await cscli(
+          hostB,
+          "machines",
+          "add",
+          "--auto",
+          "-f",
+          `${agents[1].config.dir}/local_api_credentials.yaml`,
+        );
+        await cscli(
+          hostB,
+          "lapi",
+          "register",
+          "-u",
+          lapi.url,
+          "--machine",
+          "host-b",
+          "-f",
+          `${agents[1].config.dir}/local_api_credentials.yaml`,
+        );
+        await cscli(lapi.config, "machines", "validate", "host-b");
+        await Deno.writeTextFile(hostB, ownLapi.replace("enable: true", "enable: false"));
+        // One bouncer per host, both on the central LAPI.
+        const keys = [await addBouncer(lapi, "fw-host-a"), await addBouncer(lapi, "fw-host-b")];
+
+        for (const agent of agents) {
+          agent.crowdsec = startCrowdsec(agent.config.config);
+          processes.push(agent.crowdsec);
+          await waitForOutput(agent.crowdsec, /Starting processing data/, "agent processing");
+        }
+        for (const [index, host] of hosts.entries()) {
+          await warmUp(agents[index].port, lapi.url, keys[index], host.source);
+        }
+
+        // Every host's bouncer sees the bans that either host caused.
+        for (const key of keys) {
+          for (const host of hosts) {
+            const found = await bouncerDecisions(lapi.url, key, host.source);
+            assert.deepEqual(found.map((d) => [d.type, d.value]), [["ban", host.source]]);
+          }
+        }
+        const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
+        assert.deepEqual(
+          alerts.map((a) => `${a.source.value} ${a.machine_id}`).sort(),
+          hosts.map((h) => `${h.source} ${h.name}`).sort(),
+        );
+        // Each agent ran without a LAPI of its own.
+        for (const agent of agents) {
+          assert.doesNotMatch(agent.crowdsec!.output(), /Local API listening/);
+        }
+      } finally {
+        for (const program of programs) await program.stop();
+        for (const process of processes) await process.stop();
       }
-      const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
-      assert.deepEqual(
-        alerts.map((a) => `${a.source.value} ${a.machine_id}`).sort(),
-        hosts.map((h) => `${h.source} ${h.name}`).sort(),
-      );
-      // Each agent ran without a LAPI of its own.
-      for (const agent of agents) {
-        assert.doesNotMatch(agent.crowdsec!.output(), /Local API listening/);
-      }
-    } finally {
-      for (const program of programs) await program.stop();
-      for (const process of processes) await process.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -639,62 +651,65 @@ Deno.test({
   name: "crowdsec: journal route, journalctl-style lines (label type syslog) parse in both formats",
   ignore: IGNORE,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "crowdsec-journal-" });
-    const processes: Crowdsec[] = [];
-    try {
-      const env = { TZ: REPLAY_TZ };
-      const lapi = await writeConfig(`${dir}/cs`, { port: freePort() });
-      await addMachine(lapi, "journal", `${lapi.dir}/local_api_credentials.yaml`);
-      const server = startCrowdsec(lapi.config, ["-no-cs"], env);
-      processes.push(server);
+    await withTempDir(async (dir) => {
+      const processes: Crowdsec[] = [];
+      try {
+        const env = { TZ: REPLAY_TZ };
+        const lapi = await writeConfig(`${dir}/cs`, { port: freePort() });
+        await addMachine(lapi, "journal", `${lapi.dir}/local_api_credentials.yaml`);
+        const server = startCrowdsec(lapi.config, ["-no-cs"], env);
+        processes.push(server);
 
-      // Real lines from both formats, each behind a journal header (net-bouncer[PID]: ...).
-      const runs = [
-        { source: "127.0.0.6", format: [] as string[], connection: CONNECTION_LINE },
-        { source: "::1", format: ["--format", "json"], connection: /"event":"connection"/ },
-      ];
-      const journal: string[] = [];
-      const firstLines = new Map<string, string>();
-      for (const [index, run] of runs.entries()) {
-        const logFile = `${dir}/run${index}.log`;
-        const port = freePort();
-        const program = await startProgram(["-p", String(port), ...run.format], { logFile, env });
-        try {
-          await knockFrom(run.source, port);
-          const [line] = await program.waitForLines(run.connection, 1);
-          firstLines.set(run.source, line);
-        } finally {
-          await program.stop();
+        // Real lines from both formats, each behind a journal header (net-bouncer[PID]: ...).
+        const runs = [
+          { source: "127.0.0.6", format: [] as string[], connection: CONNECTION_LINE },
+          { source: "::1", format: ["--format", "json"], connection: /"event":"connection"/ },
+        ];
+        const journal: string[] = [];
+        const firstLines = new Map<string, string>();
+        for (const [index, run] of runs.entries()) {
+          const logFile = `${dir}/run${index}.log`;
+          const port = freePort();
+          const program = await startProgram(["-p", String(port), ...run.format], { logFile, env });
+          try {
+            await knockFrom(run.source, port);
+            const [line] = await program.waitForLines(run.connection, 1);
+            firstLines.set(run.source, line);
+          } finally {
+            await program.stop();
+          }
+          const prefix = journalPrefix(program.child.pid);
+          for (const line of program.log().split("\n").filter(Boolean)) journal.push(prefix + line);
         }
-        const prefix = journalPrefix(program.child.pid);
-        for (const line of program.log().split("\n").filter(Boolean)) journal.push(prefix + line);
-      }
-      const journalFile = `${dir}/journal.log`;
-      await Deno.writeTextFile(journalFile, journal.join("\n") + "\n");
-      await waitForLapi(lapi.url, server);
+        const journalFile = `${dir}/journal.log`;
+        await Deno.writeTextFile(journalFile, journal.join("\n") + "\n");
+        await waitForLapi(lapi.url, server);
 
-      const replay = await new Deno.Command("crowdsec", {
-        args: ["-c", lapi.config, "-dsn", `file://${journalFile}`, "-type", "syslog", "-no-api"],
-        env,
-        stdin: "null",
-        signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
-      }).output();
-      assert.equal(replay.code, 0, new TextDecoder().decode(replay.stderr));
+        const replay = await new Deno.Command("crowdsec", {
+          args: ["-c", lapi.config, "-dsn", `file://${journalFile}`, "-type", "syslog", "-no-api"],
+          env,
+          stdin: "null",
+          signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
+        }).output();
+        assert.equal(replay.code, 0, new TextDecoder().decode(replay.stderr));
 
-      const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
-      assert.deepEqual(alerts.map((a) => a.source.value).sort(), runs.map((r) => r.source).sort());
-      for (const alert of alerts) {
-        const fields = meta(alert);
-        assert.equal(alert.scenario, SCENARIO);
-        assert.equal(fields.get("log_type"), "net-bouncer_connection");
-        // The time is the net-bouncer line's own (ms), not the journal header's (seconds).
-        const line = firstLines.get(alert.source.value)!;
-        assert.equal(Date.parse(fields.get("timestamp") ?? ""), lineTime(line, REPLAY_TZ_OFFSET));
+        const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
+        assert.deepEqual(
+          alerts.map((a) => a.source.value).sort(),
+          runs.map((r) => r.source).sort(),
+        );
+        for (const alert of alerts) {
+          const fields = meta(alert);
+          assert.equal(alert.scenario, SCENARIO);
+          assert.equal(fields.get("log_type"), "net-bouncer_connection");
+          // The time is the net-bouncer line's own (ms), not the journal header's (seconds).
+          const line = firstLines.get(alert.source.value)!;
+          assert.equal(Date.parse(fields.get("timestamp") ?? ""), lineTime(line, REPLAY_TZ_OFFSET));
+        }
+      } finally {
+        for (const process of processes) await process.stop();
       }
-    } finally {
-      for (const process of processes) await process.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -702,8 +717,7 @@ Deno.test({
   name: "crowdsec: the contrib acquisition files load (crowdsec -t)",
   ignore: IGNORE,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "crowdsec-acquis-" });
-    try {
+    await withTempDir(async (dir) => {
       const cs = await writeConfig(`${dir}/cs`, { port: freePort() });
       await addMachine(cs, "acquis", `${cs.dir}/local_api_credentials.yaml`);
       // Both contrib files as an acquisition directory, as /etc/crowdsec/acquis.d is used.
@@ -726,8 +740,6 @@ Deno.test({
       assert.match(text, /acquis\.d\/net-bouncer\.yaml/);
       assert.match(text, /acquis\.d\/net-bouncer-journal\.yaml/);
       assert.match(text, /test done/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

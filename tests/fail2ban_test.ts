@@ -15,6 +15,7 @@ import {
   ROOT,
   startProgram,
   waitFor,
+  withTempDir,
 } from "./_util.ts";
 
 /** The filter under test. */
@@ -102,8 +103,7 @@ Deno.test({
   name: "fail2ban: fail2ban-regex matches exactly one line per connection of the real program",
   ignore: needsTools("fail2ban-regex"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "nb-f2b-regex-" });
-    try {
+    await withTempDir(async (dir) => {
       const logFile = `${dir}/net-bouncer.log`;
       const log = await writeRealLog(logFile);
       const lines = log.split("\n").filter((line) => line !== "");
@@ -131,9 +131,7 @@ Deno.test({
       for (const client of CLIENTS) {
         assert.equal(expected.filter((ip) => ip === client).length, KNOCKS_PER_ADDRESS, client);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -141,8 +139,7 @@ Deno.test({
   name: "fail2ban: the filter matches the same lines as they come from the journal",
   ignore: needsTools("fail2ban-regex"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "nb-f2b-journal-" });
-    try {
+    await withTempDir(async (dir) => {
       const log = await writeRealLog(`${dir}/net-bouncer.log`);
       const lines = log.split("\n").filter((line) => line !== "");
       const python = new Deno.Command(fail2banPython(), {
@@ -177,9 +174,7 @@ Deno.test({
       const expected = lines.flatMap((line) => line.match(CONNECTION_LINE)?.[1] ?? []);
       assert.equal(expected.length, KNOCKS_PER_ADDRESS * CLIENTS.length);
       assert.deepEqual(result.stdout.trim().split("\n"), expected);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -242,66 +237,66 @@ Deno.test({
   name: "fail2ban: a real fail2ban-server bans 127.0.0.1 and ::1 within 3 s of a connection",
   ignore: needsTools("fail2ban-server"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "nb-f2b-server-" });
-    const logFile = `${dir}/net-bouncer.log`;
-    const bannedFile = `${dir}/banned`;
-    const port = freePort();
-    // First the program, so that the log file exists when fail2ban opens it.
-    const program = await startProgram(["-p", String(port)], { logFile });
-    let server: Deno.ChildProcess | undefined;
-    try {
-      const conf = writeFail2banConfig(dir, logFile, bannedFile);
-      server = new Deno.Command("fail2ban-server", {
-        args: ["-f", "-x", "-c", conf, "-s", `${dir}/fail2ban.sock`, "-p", `${dir}/fail2ban.pid`],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const serverOut = new Response(server.stdout).text();
-      const serverErr = new Response(server.stderr).text();
-      let serverExited = false;
-      server.status.then(() => serverExited = true);
-      const serverLog = () => readOrEmpty(`${dir}/fail2ban.log`);
-      await waitFor("fail2ban jail 'net-bouncer' started", () => {
-        if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
-        return serverLog().includes("Jail 'net-bouncer' started");
-      }, { timeoutMs: DEADLINE_MS * 3 });
-
-      const latencies: Record<string, number> = {};
-      for (const client of CLIENTS) {
-        const start = performance.now();
-        await knock(client, port);
-        await waitFor(`${client} in ${bannedFile}`, () => {
+    await withTempDir(async (dir) => {
+      const logFile = `${dir}/net-bouncer.log`;
+      const bannedFile = `${dir}/banned`;
+      const port = freePort();
+      // First the program, so that the log file exists when fail2ban opens it.
+      const program = await startProgram(["-p", String(port)], { logFile });
+      let server: Deno.ChildProcess | undefined;
+      try {
+        const conf = writeFail2banConfig(dir, logFile, bannedFile);
+        server = new Deno.Command("fail2ban-server", {
+          args: ["-f", "-x", "-c", conf, "-s", `${dir}/fail2ban.sock`, "-p", `${dir}/fail2ban.pid`],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const serverOut = new Response(server.stdout).text();
+        const serverErr = new Response(server.stderr).text();
+        let serverExited = false;
+        server.status.then(() => serverExited = true);
+        const serverLog = () => readOrEmpty(`${dir}/fail2ban.log`);
+        await waitFor("fail2ban jail 'net-bouncer' started", () => {
           if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
-          return readOrEmpty(bannedFile).split("\n").includes(client);
-        }, { timeoutMs: BAN_DEADLINE_MS });
-        latencies[client] = Math.round(performance.now() - start);
-      }
-      console.log(`ban latency (connection → action), ms: ${JSON.stringify(latencies)}`);
-      // Each address banned once, nothing else.
-      assert.deepEqual(readOrEmpty(bannedFile).trim().split("\n"), CLIENTS);
-      assert.match(serverLog(), /\[net-bouncer\] Ban 127\.0\.0\.1/);
-      assert.match(serverLog(), /\[net-bouncer\] Ban ::1/);
+          return serverLog().includes("Jail 'net-bouncer' started");
+        }, { timeoutMs: DEADLINE_MS * 3 });
 
-      server.kill("SIGTERM");
-      const stopped = await Promise.race([
-        server.status,
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), STOP_DEADLINE_MS)),
-      ]);
-      assert.ok(stopped, "fail2ban-server did not stop after SIGTERM");
-      await serverOut;
-      await serverErr;
-    } finally {
-      if (server) {
-        try {
-          server.kill("SIGKILL");
-        } catch {
-          // Already exited.
+        const latencies: Record<string, number> = {};
+        for (const client of CLIENTS) {
+          const start = performance.now();
+          await knock(client, port);
+          await waitFor(`${client} in ${bannedFile}`, () => {
+            if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
+            return readOrEmpty(bannedFile).split("\n").includes(client);
+          }, { timeoutMs: BAN_DEADLINE_MS });
+          latencies[client] = Math.round(performance.now() - start);
         }
-        await server.status;
+        console.log(`ban latency (connection → action), ms: ${JSON.stringify(latencies)}`);
+        // Each address banned once, nothing else.
+        assert.deepEqual(readOrEmpty(bannedFile).trim().split("\n"), CLIENTS);
+        assert.match(serverLog(), /\[net-bouncer\] Ban 127\.0\.0\.1/);
+        assert.match(serverLog(), /\[net-bouncer\] Ban ::1/);
+
+        server.kill("SIGTERM");
+        const stopped = await Promise.race([
+          server.status,
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), STOP_DEADLINE_MS)),
+        ]);
+        assert.ok(stopped, "fail2ban-server did not stop after SIGTERM");
+        await serverOut;
+        await serverErr;
+      } finally {
+        if (server) {
+          try {
+            server.kill("SIGKILL");
+          } catch {
+            // Already exited.
+          }
+          await server.status;
+        }
+        await program.stop();
       }
-      await program.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

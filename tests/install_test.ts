@@ -4,7 +4,7 @@
  * kept without --force, and bad options exit 2 with "install.sh: error: ...".
  */
 import assert from "node:assert/strict";
-import { ROOT } from "./_util.ts";
+import { ROOT, withTempDir } from "./_util.ts";
 
 const SCRIPT = `${ROOT}scripts/install.sh`;
 const BINARY_MODE = 0o755;
@@ -57,17 +57,14 @@ async function install(args: string[]): Promise<{ code: number; stdout: string; 
 
 /** Runs `body` with a temp dir holding a fake binary and an empty root; removes it afterwards. */
 async function withTempRoot(body: (root: string, binary: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "install_test_" });
-  try {
+  await withTempDir(async (dir) => {
     const binary = `${dir}/net-bouncer-x86_64-unknown-linux-gnu`;
     // Mode 0600: install.sh must set 0755 itself, not keep the download's mode.
     await Deno.writeTextFile(binary, "#!/bin/sh\necho 0.1.0\n", { mode: 0o600 });
     await Deno.chmod(binary, 0o600);
     await Deno.mkdir(`${dir}/root`);
     await body(`${dir}/root`, binary);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 Deno.test("the contrib files named in the brief exist", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { LogWriter, openLogFile, type WriteTarget } from "../lib/log_writer.ts";
+import { withTempDir } from "./_util.ts";
 
 const decoder = new TextDecoder();
 
@@ -95,8 +96,7 @@ Deno.test("LogWriter completes a line cut short by a failing write, and never le
 });
 
 Deno.test("LogWriter.reopen() writes later lines to the new file at the path, none lost", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const path = `${dir}/sub/dir/net-bouncer.log`;
     const writer = new LogWriter(path);
     writer.write("one\n");
@@ -110,9 +110,7 @@ Deno.test("LogWriter.reopen() writes later lines to the new file at the path, no
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o640);
     assert.equal((await Deno.stat(`${dir}/sub`)).mode! & 0o777, 0o750);
     assert.equal((await Deno.stat(`${dir}/sub/dir`)).mode! & 0o777, 0o750);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("LogWriter.reopen() keeps the old file when the path cannot be opened", () => {
@@ -136,8 +134,7 @@ Deno.test("LogWriter.reopen() keeps the old file when the path cannot be opened"
 });
 
 Deno.test("openLogFile() names the path and the reason", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "");
     assert.throws(() => openLogFile(`${dir}/file/x.log`), {
       message: `Cannot open log file "${dir}/file/x.log": "${dir}/file" is not a directory`,
@@ -147,9 +144,7 @@ Deno.test("openLogFile() names the path and the reason", async () => {
       name: "IsADirectory",
       message: `Cannot open log file "${dir}/dir.log": is a directory`,
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("LogWriter keeps the unfinished line while the target keeps failing", () => {

@@ -3,7 +3,15 @@
  * rotations while a client keeps connecting lose no connection line and write none twice.
  */
 import assert from "node:assert/strict";
-import { DEADLINE_MS, freePort, needsTools, ROOT, startProgram, waitFor } from "./_util.ts";
+import {
+  DEADLINE_MS,
+  freePort,
+  needsTools,
+  ROOT,
+  startProgram,
+  waitFor,
+  withTempDir,
+} from "./_util.ts";
 
 /** The config under test. */
 const CONTRIB = `${ROOT}contrib/logrotate/net-bouncer`;
@@ -83,86 +91,92 @@ Deno.test({
   name: "logrotate: three rotations while a client connects lose and duplicate no line",
   ignore: needsTools("logrotate"),
   async fn() {
-    // makeTempDir creates it with mode 0700: logrotate skips group/world-writable directories.
-    const dir = await Deno.makeTempDir({ prefix: "nb-logrotate-" });
-    const logFile = `${dir}/net-bouncer.log`;
-    const port = freePort();
-    // JSON lines carry the client port, so lines are matched to connections: a lost line and a
-    // line written twice are both detected. Rotation does not depend on the format.
-    const program = await startProgram(["-p", String(port), "--format", "json"], { logFile });
-    const made: string[] = [];
-    let rotating = true;
-    const client = (async () => {
-      while (rotating && made.length < MAX_CONNECTIONS) {
-        made.push(await knockFrom(CLIENTS[made.length % CLIENTS.length], port));
-      }
-    })();
-    try {
-      const config = `${dir}/logrotate.conf`;
-      // logrotate ignores a config that group or others may write.
-      Deno.writeTextFileSync(config, derivedConfig(dir, program.child.pid));
-      Deno.chmodSync(config, 0o600);
-      const state = `${dir}/logrotate.state`;
-      let nextRotation = 0;
-      for (let i = 0; i < ROTATIONS; i++) {
-        // notifempty: rotate only a file that has a connection line (also shows the program
-        // writes to the file logrotate created, i.e. SIGHUP reopened it).
-        await waitFor(`a connection line in ${logFile} before rotation ${i + 1}`, () => {
+    // withTempDir makes it with mode 0700: logrotate skips group/world-writable directories.
+    await withTempDir(async (dir) => {
+      const logFile = `${dir}/net-bouncer.log`;
+      const port = freePort();
+      // JSON lines carry the client port, so lines are matched to connections: a lost line and a
+      // line written twice are both detected. Rotation does not depend on the format.
+      const program = await startProgram(["-p", String(port), "--format", "json"], { logFile });
+      const made: string[] = [];
+      let rotating = true;
+      const client = (async () => {
+        while (rotating && made.length < MAX_CONNECTIONS) {
+          made.push(await knockFrom(CLIENTS[made.length % CLIENTS.length], port));
+        }
+      })();
+      try {
+        const config = `${dir}/logrotate.conf`;
+        // logrotate ignores a config that group or others may write.
+        Deno.writeTextFileSync(config, derivedConfig(dir, program.child.pid));
+        Deno.chmodSync(config, 0o600);
+        const state = `${dir}/logrotate.state`;
+        let nextRotation = 0;
+        for (let i = 0; i < ROTATIONS; i++) {
+          // notifempty: rotate only a file that has a connection line (also shows the program
+          // writes to the file logrotate created, i.e. SIGHUP reopened it).
+          await waitFor(`a connection line in ${logFile} before rotation ${i + 1}`, () => {
+            return connections(Deno.readTextFileSync(logFile)).length > 0;
+          });
+          // dateformat names a rotation by the second of logrotate's clock (time(2), which may
+          // read a coarse clock a timer tick off Date.now()): more than a second since the previous
+          // run started gives each run its own second, whichever way the two clocks differ.
+          await waitFor("a new second for dateformat", () => Date.now() >= nextRotation);
+          nextRotation = Date.now() + 1000 + ROTATION_MARGIN_MS;
+          const out = await new Deno.Command("logrotate", {
+            args: ["-f", "-s", state, config],
+            stdin: "null",
+          }).output();
+          const stderr = new TextDecoder().decode(out.stderr);
+          assert.equal(stderr, "", `logrotate printed:\n${stderr}`);
+          assert.equal(out.code, 0);
+        }
+        await waitFor("a connection line after the last rotation", () => {
           return connections(Deno.readTextFileSync(logFile)).length > 0;
         });
-        // dateformat names a rotation by the second of logrotate's clock (time(2), which may
-        // read a coarse clock a timer tick off Date.now()): more than a second since the previous
-        // run started gives each run its own second, whichever way the two clocks differ.
-        await waitFor("a new second for dateformat", () => Date.now() >= nextRotation);
-        nextRotation = Date.now() + 1000 + ROTATION_MARGIN_MS;
-        const out = await new Deno.Command("logrotate", {
-          args: ["-f", "-s", state, config],
-          stdin: "null",
-        }).output();
-        const stderr = new TextDecoder().decode(out.stderr);
-        assert.equal(stderr, "", `logrotate printed:\n${stderr}`);
-        assert.equal(out.code, 0);
-      }
-      await waitFor("a connection line after the last rotation", () => {
-        return connections(Deno.readTextFileSync(logFile)).length > 0;
-      });
-      rotating = false;
-      await client;
-      const result = await program.stop();
-      assert.equal(result.code, 0, result.stderr);
+        rotating = false;
+        await client;
+        const result = await program.stop();
+        assert.equal(result.code, 0, result.stderr);
 
-      const files = [...Deno.readDirSync(dir)].map((entry) => entry.name)
-        .filter((name) => name.startsWith("net-bouncer.log")).sort();
-      // The current file, the newest rotated one uncompressed (delaycompress), two gzipped.
-      const rotated = files.filter((name) => /^net-bouncer\.log-\d{8}-\d{6}$/.test(name));
-      const gzipped = files.filter((name) => /^net-bouncer\.log-\d{8}-\d{6}\.gz$/.test(name));
-      assert.deepEqual(
-        { current: files.includes("net-bouncer.log"), rotated: rotated.length, gz: gzipped.length },
-        { current: true, rotated: 1, gz: ROTATIONS - 1 },
-        files.join(" "),
-      );
-      assert.equal(files.length, 1 + ROTATIONS);
-      // create 0640.
-      assert.equal(Deno.statSync(logFile).mode! & 0o777, 0o640);
+        const files = [...Deno.readDirSync(dir)].map((entry) => entry.name)
+          .filter((name) => name.startsWith("net-bouncer.log")).sort();
+        // The current file, the newest rotated one uncompressed (delaycompress), two gzipped.
+        const rotated = files.filter((name) => /^net-bouncer\.log-\d{8}-\d{6}$/.test(name));
+        const gzipped = files.filter((name) => /^net-bouncer\.log-\d{8}-\d{6}\.gz$/.test(name));
+        assert.deepEqual(
+          {
+            current: files.includes("net-bouncer.log"),
+            rotated: rotated.length,
+            gz: gzipped.length,
+          },
+          { current: true, rotated: 1, gz: ROTATIONS - 1 },
+          files.join(" "),
+        );
+        assert.equal(files.length, 1 + ROTATIONS);
+        // create 0640.
+        assert.equal(Deno.statSync(logFile).mode! & 0o777, 0o640);
 
-      const logged: string[] = [];
-      for (const name of files) {
-        const events = connections(await readLog(`${dir}/${name}`));
-        assert.ok(events.length > 0, `${name} holds connection lines`);
-        logged.push(...events.map((event) => `${event.src_ip} ${event.src_port}`));
+        const logged: string[] = [];
+        for (const name of files) {
+          const events = connections(await readLog(`${dir}/${name}`));
+          assert.ok(events.length > 0, `${name} holds connection lines`);
+          logged.push(...events.map((event) => `${event.src_ip} ${event.src_port}`));
+        }
+        console.log(
+          `${made.length} connections, ${ROTATIONS} rotations, files: ${files.join(" ")}`,
+        );
+        assert.ok(made.length > ROTATIONS, `only ${made.length} connections`);
+        assert.equal(logged.length, made.length, "one line per connection");
+        // Same multiset of (address, port): the kernel may reuse a client port after thousands of
+        // connections, so a pair can occur more than once, in both lists equally often.
+        assert.deepEqual([...logged].sort(), [...made].sort());
+      } finally {
+        rotating = false;
+        await client.catch(() => {});
+        await program.stop();
       }
-      console.log(`${made.length} connections, ${ROTATIONS} rotations, files: ${files.join(" ")}`);
-      assert.ok(made.length > ROTATIONS, `only ${made.length} connections`);
-      assert.equal(logged.length, made.length, "one line per connection");
-      // Same multiset of (address, port): the kernel may reuse a client port after thousands of
-      // connections, so a pair can occur more than once, in both lists equally often.
-      assert.deepEqual([...logged].sort(), [...made].sort());
-    } finally {
-      rotating = false;
-      await client.catch(() => {});
-      await program.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 

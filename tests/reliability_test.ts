@@ -185,59 +185,59 @@ Deno.test({
   ignore: ignoreWithoutKnock || needsTools("unshare", "mount") ||
     (Deno.uid() !== 0 && !IN_CI && (console.warn("ignored: needs root for a tmpfs"), true)),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "net-bouncer-full-" });
-    const port = freePort();
-    // A 64 KiB tmpfs in a private mount namespace; the test sees it through /proc/PID/root.
-    const mountThenExec = 'mount -t tmpfs -o size=64k net-bouncer-test "$0" && exec "$@"';
-    const program = await startProgram(["-p", String(port)], {
-      logFile: `${dir}/net-bouncer.log`,
-      wrapper: ["unshare", "-m", "--propagation", "private", "sh", "-c", mountThenExec, dir],
-      readPath: (pid) => `/proc/${pid}/root${dir}/net-bouncer.log`,
-    });
-    const inside = `/proc/${program.child.pid}/root${dir}`;
-    try {
-      // Fill half of the disk, so that freeing it later makes room again.
-      Deno.writeFileSync(`${inside}/filler`, new Uint8Array(32 * 1024));
-      const full = await runKnock(port, { total: 3000, concurrency: 32 });
-      assert.deepEqual(full, { connections: 3000, failed: 0, bytes: 0 });
-      const rss = vmRssKiB(program.child.pid);
-      const more = await runKnock(port, { total: 20_000, concurrency: 32 });
-      assert.deepEqual(more, { connections: 20_000, failed: 0, bytes: 0 });
-      // Dropped lines are not kept: memory does not follow the 20,000 lost lines.
-      assert.ok(vmRssKiB(program.child.pid) - rss < 32 * 1024, "memory grew by 32 MiB or more");
-      Deno.removeSync(`${inside}/filler`);
-      await knock("::1", port); // the flood came from 127.0.0.1: this line is new
-      await waitFor("the log to grow again", () => {
-        const lines = linesMatching(
-          Deno.readTextFileSync(`${inside}/net-bouncer.log`),
-          CONNECTION_LINE,
-        );
-        return lines.at(-1)?.includes("Connection from ::1 ");
+    await withTempDir(async (dir) => {
+      const port = freePort();
+      // A 64 KiB tmpfs in a private mount namespace; the test sees it through /proc/PID/root.
+      const mountThenExec = 'mount -t tmpfs -o size=64k net-bouncer-test "$0" && exec "$@"';
+      const program = await startProgram(["-p", String(port)], {
+        logFile: `${dir}/net-bouncer.log`,
+        wrapper: ["unshare", "-m", "--propagation", "private", "sh", "-c", mountThenExec, dir],
+        readPath: (pid) => `/proc/${pid}/root${dir}/net-bouncer.log`,
       });
-      const log = Deno.readTextFileSync(`${inside}/net-bouncer.log`);
-      const logged = assertWellFormed(log).length;
-      // The mount goes away with the process: the Stopped line cannot be read after exit.
-      const { code, stderr } = await program.stop();
-      assert.equal(code, 0);
-      const reports = stderr.trimEnd().split("\n");
-      // One report when the disk filled (a second one only if the flood outlasted the 10 s
-      // interval), one when writing resumed.
-      assert.ok(reports.length >= 2 && reports.length <= 3, stderr);
-      assert.match(
-        reports[0],
-        /^net-bouncer: error: Cannot write log file ".*": no space left on device; \d+ lines? dropped since the last report$/,
-      );
-      assert.match(
-        reports.at(-1)!,
-        /^net-bouncer: error: Writing log file ".*" again; \d+ more lines? dropped since the last report$/,
-      );
-      // Every connection is either in the file or counted as dropped in a report.
-      const dropped = reports.reduce((sum, r) => sum + Number(/; (\d+) /.exec(r)![1]), 0);
-      assert.equal(logged + dropped, 23_001);
-    } finally {
-      await program.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+      const inside = `/proc/${program.child.pid}/root${dir}`;
+      try {
+        // Fill half of the disk, so that freeing it later makes room again.
+        Deno.writeFileSync(`${inside}/filler`, new Uint8Array(32 * 1024));
+        const full = await runKnock(port, { total: 3000, concurrency: 32 });
+        assert.deepEqual(full, { connections: 3000, failed: 0, bytes: 0 });
+        const rss = vmRssKiB(program.child.pid);
+        const more = await runKnock(port, { total: 20_000, concurrency: 32 });
+        assert.deepEqual(more, { connections: 20_000, failed: 0, bytes: 0 });
+        // Dropped lines are not kept: memory does not follow the 20,000 lost lines.
+        assert.ok(vmRssKiB(program.child.pid) - rss < 32 * 1024, "memory grew by 32 MiB or more");
+        Deno.removeSync(`${inside}/filler`);
+        await knock("::1", port); // the flood came from 127.0.0.1: this line is new
+        await waitFor("the log to grow again", () => {
+          const lines = linesMatching(
+            Deno.readTextFileSync(`${inside}/net-bouncer.log`),
+            CONNECTION_LINE,
+          );
+          return lines.at(-1)?.includes("Connection from ::1 ");
+        });
+        const log = Deno.readTextFileSync(`${inside}/net-bouncer.log`);
+        const logged = assertWellFormed(log).length;
+        // The mount goes away with the process: the Stopped line cannot be read after exit.
+        const { code, stderr } = await program.stop();
+        assert.equal(code, 0);
+        const reports = stderr.trimEnd().split("\n");
+        // One report when the disk filled (a second one only if the flood outlasted the 10 s
+        // interval), one when writing resumed.
+        assert.ok(reports.length >= 2 && reports.length <= 3, stderr);
+        assert.match(
+          reports[0],
+          /^net-bouncer: error: Cannot write log file ".*": no space left on device; \d+ lines? dropped since the last report$/,
+        );
+        assert.match(
+          reports.at(-1)!,
+          /^net-bouncer: error: Writing log file ".*" again; \d+ more lines? dropped since the last report$/,
+        );
+        // Every connection is either in the file or counted as dropped in a report.
+        const dropped = reports.reduce((sum, r) => sum + Number(/; (\d+) /.exec(r)![1]), 0);
+        assert.equal(logged + dropped, 23_001);
+      } finally {
+        await program.stop();
+      }
+    });
   },
 });
 

@@ -13,6 +13,7 @@ import {
   ROOT,
   startProgram,
   waitFor,
+  withTempDir,
 } from "./_util.ts";
 
 /** The units under test, relative to the project root. */
@@ -88,15 +89,12 @@ for (const unit of UNITS) {
     name: `systemd: ${unit} passes systemd-analyze verify without any message`,
     ignore: needsTools("systemd-analyze"),
     async fn() {
-      const dir = await Deno.makeTempDir({ prefix: "nb-systemd-" });
-      try {
+      await withTempDir(async (dir) => {
         const path = unitWithStubBinary(unit, dir);
         const result = await run("systemd-analyze", ["verify", "--man=no", path]);
         assert.equal(result.stderr, "", `verify printed:\n${result.stderr}`);
         assert.equal(result.code, 0);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+      });
     },
   });
 
@@ -104,8 +102,7 @@ for (const unit of UNITS) {
     name: `systemd: ${unit} has an exposure level of at most ${MAX_EXPOSURE}`,
     ignore: needsTools("systemd-analyze"),
     async fn() {
-      const dir = await Deno.makeTempDir({ prefix: "nb-systemd-" });
-      try {
+      await withTempDir(async (dir) => {
         const path = unitWithStubBinary(unit, dir);
         const result = await run("systemd-analyze", [
           "security",
@@ -119,9 +116,7 @@ for (const unit of UNITS) {
         assert.ok(level <= MAX_EXPOSURE, `exposure ${level} > ${MAX_EXPOSURE}:\n${result.stdout}`);
         // The exit code says the same (the threshold's unit is checked by the next test).
         assert.equal(result.code, 0, result.stderr);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+      });
     },
   });
 }
@@ -132,8 +127,7 @@ Deno.test({
   async fn() {
     // Guards the test above: a threshold just under the real score must fail, so a passing
     // exit code there means something.
-    const dir = await Deno.makeTempDir({ prefix: "nb-systemd-" });
-    try {
+    await withTempDir(async (dir) => {
       const path = unitWithStubBinary(UNITS[0], dir);
       const security = (threshold: number) =>
         run("systemd-analyze", [
@@ -147,9 +141,7 @@ Deno.test({
       const tenths = Math.round(level * 10);
       assert.equal((await security(tenths)).code, 0, `threshold ${tenths} passes ${level}`);
       assert.notEqual((await security(tenths - 1)).code, 0, `threshold ${tenths - 1} fails`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -157,16 +149,13 @@ Deno.test({
   name: "systemd: verify reports a broken unit on stderr (the empty-stderr check can fail)",
   ignore: needsTools("systemd-analyze"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "nb-systemd-" });
-    try {
+    await withTempDir(async (dir) => {
       const path = unitWithStubBinary(UNITS[0], dir);
       const text = Deno.readTextFileSync(path);
       Deno.writeTextFileSync(path, text.replace("ProtectHome=yes", "ProtectHomeTypo=yes"));
       const result = await run("systemd-analyze", ["verify", "--man=no", path]);
       assert.match(result.stderr, /ProtectHomeTypo/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -258,63 +247,63 @@ Deno.test({
   name: "systemd: every system call of the running program passes the unit's SystemCallFilter",
   ignore: needsTools("systemd-analyze", "strace"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "nb-strace-" });
-    const trace = `${dir}/trace`;
-    const logFile = `${dir}/net-bouncer.log`;
-    const port = freePort();
-    // -f: all threads (V8 and Tokio workers); -qq: no attach/exit notes in the trace.
-    const program = await startProgram(["-p", String(port)], {
-      logFile,
-      wrapper: ["strace", "-f", "-qq", "-o", trace],
-    });
-    let pid = 0;
-    try {
-      // child.pid is strace here; the program is its only child.
-      const straced = program.child.pid;
-      pid = Number(
-        await waitFor(
-          "the traced program's pid",
-          () => readOrEmpty(`/proc/${straced}/task/${straced}/children`).trim(),
-        ),
-      );
-      // Everything the service does: accept IPv4 and IPv6, reopen the log on SIGHUP, stop.
-      await knock("127.0.0.1", port);
-      await knock("::1", port);
-      await program.waitForLines(CONNECTION_LINE, 2);
-      Deno.renameSync(logFile, `${logFile}.1`);
-      Deno.kill(pid, "SIGHUP");
-      // The reopened file gets the next connection's line.
-      await knock("127.0.0.1", port);
-      await program.waitForLines(CONNECTION_LINE, 1);
-      Deno.kill(pid, "SIGTERM");
-      // strace exits with the program's exit code.
-      const result = await program.stop();
-      pid = 0;
-      assert.equal(result.code, 0, result.stderr);
-      assert.match(readOrEmpty(logFile), /Stopped after 3 connections/);
-
-      const used = new Set<string>();
-      for (const line of Deno.readTextFileSync(trace).split("\n")) {
-        // "1234 name(args...) = result" or "1234 <... name resumed>": the name after the pid.
-        const match = line.match(/^\d+ +(?:<\.\.\. )?([a-z0-9_]+)[( ]/);
-        if (match) used.add(match[1]);
-      }
-      assert.ok(used.has("accept4") || used.has("accept"), [...used].join(" "));
-      const groups = await syscallGroups();
-      for (const unit of UNITS) {
-        const allowed = allowedSyscalls(unit, groups);
-        const rejected = [...used].filter((call) => !allowed.has(call)).sort();
-        const unexplained = rejected.filter((call) => !(call in DENIED_BUT_HARMLESS));
-        console.log(
-          `${unit}: ${used.size} system calls used; denied: ${rejected.join(" ") || "none"}`,
+    await withTempDir(async (dir) => {
+      const trace = `${dir}/trace`;
+      const logFile = `${dir}/net-bouncer.log`;
+      const port = freePort();
+      // -f: all threads (V8 and Tokio workers); -qq: no attach/exit notes in the trace.
+      const program = await startProgram(["-p", String(port)], {
+        logFile,
+        wrapper: ["strace", "-f", "-qq", "-o", trace],
+      });
+      let pid = 0;
+      try {
+        // child.pid is strace here; the program is its only child.
+        const straced = program.child.pid;
+        pid = Number(
+          await waitFor(
+            "the traced program's pid",
+            () => readOrEmpty(`/proc/${straced}/task/${straced}/children`).trim(),
+          ),
         );
-        assert.deepEqual(unexplained, [], `${unit} would deny: ${unexplained.join(" ")}`);
+        // Everything the service does: accept IPv4 and IPv6, reopen the log on SIGHUP, stop.
+        await knock("127.0.0.1", port);
+        await knock("::1", port);
+        await program.waitForLines(CONNECTION_LINE, 2);
+        Deno.renameSync(logFile, `${logFile}.1`);
+        Deno.kill(pid, "SIGHUP");
+        // The reopened file gets the next connection's line.
+        await knock("127.0.0.1", port);
+        await program.waitForLines(CONNECTION_LINE, 1);
+        Deno.kill(pid, "SIGTERM");
+        // strace exits with the program's exit code.
+        const result = await program.stop();
+        pid = 0;
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(readOrEmpty(logFile), /Stopped after 3 connections/);
+
+        const used = new Set<string>();
+        for (const line of Deno.readTextFileSync(trace).split("\n")) {
+          // "1234 name(args...) = result" or "1234 <... name resumed>": the name after the pid.
+          const match = line.match(/^\d+ +(?:<\.\.\. )?([a-z0-9_]+)[( ]/);
+          if (match) used.add(match[1]);
+        }
+        assert.ok(used.has("accept4") || used.has("accept"), [...used].join(" "));
+        const groups = await syscallGroups();
+        for (const unit of UNITS) {
+          const allowed = allowedSyscalls(unit, groups);
+          const rejected = [...used].filter((call) => !allowed.has(call)).sort();
+          const unexplained = rejected.filter((call) => !(call in DENIED_BUT_HARMLESS));
+          console.log(
+            `${unit}: ${used.size} system calls used; denied: ${rejected.join(" ") || "none"}`,
+          );
+          assert.deepEqual(unexplained, [], `${unit} would deny: ${unexplained.join(" ")}`);
+        }
+      } finally {
+        // strace outlives a SIGTERM of its own; end the traced program directly.
+        if (pid) Deno.kill(pid, "SIGKILL");
+        await program.stop();
       }
-    } finally {
-      // strace outlives a SIGTERM of its own; end the traced program directly.
-      if (pid) Deno.kill(pid, "SIGKILL");
-      await program.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

