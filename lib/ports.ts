@@ -1,4 +1,7 @@
-/** Parsing of `-p` port specifications: `22`, `23,2323`, `8000-8010`. */
+/**
+ * Parsing of `-p` port specifications: `22`, `23,2323`, `8000-8010`, and `0` for one port that
+ * the system picks (announced in the Listening line; tests use it so that no port is guessed).
+ */
 
 /** The most ports one process listens on. */
 export const MAX_PORTS = 1024;
@@ -7,10 +10,10 @@ const MAX_PORT = 65535;
 
 const NUMBER = /^[0-9]{1,5}$/;
 
-function parsePort(text: string): number {
+function parsePort(text: string, { min = 1 }: { min?: number } = {}): number {
   const port = NUMBER.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= MAX_PORT)) {
-    throw new RangeError(`Cannot listen on port "${text}": value must be 1-${MAX_PORT}`);
+  if (!(port >= min && port <= MAX_PORT)) {
+    throw new RangeError(`Cannot listen on port "${text}": value must be ${min}-${MAX_PORT}`);
   }
   return port;
 }
@@ -26,7 +29,7 @@ export function parsePorts(specs: readonly string[]): number[] {
     for (const item of spec.split(",")) {
       const range = /^([^-]+)-([^-]*)$/.exec(item);
       if (range === null) {
-        ports.add(parsePort(item));
+        ports.add(parsePort(item, { min: 0 }));
         continue;
       }
       if (range[2] === "") {

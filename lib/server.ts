@@ -138,8 +138,9 @@ export class Bouncer {
       this.#bind(ANY_IPV4, port, "IPv4 only, any address");
       return;
     }
+    let bound: number;
     try {
-      this.#bind(ANY_IPV6, port, scope);
+      bound = this.#bind(ANY_IPV6, port, scope);
     } catch (error) {
       // A host without IPv6 (disabled in the kernel) cannot bind "::": serve IPv4 alone.
       const code = ((error as Error).cause as { code?: string } | undefined)?.code;
@@ -155,7 +156,8 @@ export class Bouncer {
     // Where "::" takes IPv6 clients only (net.ipv6.bindv6only=1, Windows), "0.0.0.0" binds
     // too and takes the IPv4 clients; on a dual-stack socket it is already taken.
     try {
-      this.#bound.push({ listener: this.#listen({ hostname: ANY_IPV4, port }), port, scope: "" });
+      const listener = this.#listen({ hostname: ANY_IPV4, port: bound });
+      this.#bound.push({ listener, port: bound, scope: "" });
     } catch (error) {
       if (!(error instanceof Deno.errors.AddrInUse)) {
         throw this.#cannotListen(error, ANY_IPV4, port);
@@ -163,9 +165,13 @@ export class Bouncer {
     }
   }
 
-  #bind(hostname: string, port: number, scope: string): void {
+  /** Binds one listener; returns its port (the one the system picked for port 0). */
+  #bind(hostname: string, port: number, scope: string): number {
     try {
-      this.#bound.push({ listener: this.#listen({ hostname, port }), port, scope });
+      const listener = this.#listen({ hostname, port });
+      const bound = port === 0 ? (listener.addr as Deno.NetAddr).port : port;
+      this.#bound.push({ listener, port: bound, scope });
+      return bound;
     } catch (error) {
       throw this.#cannotListen(error, hostname, port);
     }
