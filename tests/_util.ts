@@ -1,8 +1,10 @@
 /**
  * Test helpers: start the real program as a subprocess with the production permission flags
  * (taken from deno.json's `start` task, the same definition the compile task uses), wait on
- * events with deadlines, and make loopback clients.
+ * events with deadlines, run commands, and make loopback clients (one at a time, or many with the
+ * C load generator tests/testdata/knock.c).
  */
+import net from "node:net";
 import { fileURLToPath } from "node:url";
 
 /** The project root (absolute path). */
@@ -28,9 +30,29 @@ export function programCommand(args: string[] = []): string[] {
   return [Deno.execPath(), ...productionRunArgs(), MAIN, ...args];
 }
 
-/** A free TCP port on loopback, found by binding port 0 (the port is released again). */
-export function freePort(hostname = "127.0.0.1"): number {
-  const listener = Deno.listen({ hostname, port: 0 });
+/** The loopback addresses of both families, the clients most tests connect from. */
+export const LOOPBACK_CLIENTS: readonly string[] = ["127.0.0.1", "::1"];
+
+/**
+ * A TCP port that was free a moment ago, for a server whose port must be known before it starts
+ * (a config file for crowdsec, a command line that has no port 0). Prefer `-p 0` and
+ * {@linkcode Program.port} for net-bouncer itself: the system picks its port, and nothing races.
+ *
+ * The probe binds port 0 the way net-bouncer binds by default, on the dual-stack wildcard `[::]`
+ * (on a host without IPv6, on `0.0.0.0`): a wildcard bind conflicts with every socket on that port
+ * and any local address, including TIME-WAIT sockets of clients bound to 127.0.0.x, which a probe
+ * on 127.0.0.1 alone does not see. A race remains: the port is released when this returns, and
+ * another socket may take it before the server binds it (the server then fails with "address
+ * already in use"). Ports come from the ephemeral range, so that race needs a connect or bind of
+ * another process to pick the same port in that gap.
+ */
+export function freePort(): number {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: "::", port: 0 });
+  } catch {
+    listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  }
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
@@ -71,9 +93,13 @@ export function linesMatching(text: string, pattern: RegExp): string[] {
 export interface Program {
   /** The child process. */
   child: Deno.ChildProcess;
+  /** The first port it listens on, from its Listening lines (0 when started with `listening: 0`). */
+  port: number;
+  /** Every port it listens on, in the order of its Listening lines. */
+  ports: number[];
   /** Log file path as the test reads it (when started with one). */
   logFile: string;
-  /** The log file's text now. */
+  /** The log's text now: the log file's, or what was written to stderr when there is no file. */
   log(): string;
   /** Waits until the log holds at least `count` lines matching `pattern`; returns them. */
   waitForLines(pattern: RegExp, count?: number, timeoutMs?: number): Promise<string[]>;
@@ -83,14 +109,32 @@ export interface Program {
   stop(): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-/** Pattern of a connection line in the classic text format. */
+/** Pattern of a connection line in the classic text format; captures the address and the port. */
 export const CONNECTION_LINE =
   /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[INFO\] Connection from (\S+) on port (\d+)$/;
 
+/** The client addresses of the connection lines (text format) in `log`, in order. */
+export function connectionAddresses(log: string): string[] {
+  return log.split("\n").flatMap((line) => CONNECTION_LINE.exec(line)?.[1] ?? []);
+}
+
+/** A Listening line in either format; captures the port (text) or the port field (JSON). */
+const LISTENING_LINE = /\[INFO\] Listening on port (\d+) |"event":"listening".*"port":(\d+)/;
+
+/** The distinct ports of the Listening lines in `log`, in order. */
+function listeningPorts(log: string): number[] {
+  const ports = log.split("\n").flatMap((line) => {
+    const match = LISTENING_LINE.exec(line);
+    return match ? [Number(match[1] ?? match[2])] : [];
+  });
+  return [...new Set(ports)];
+}
+
 /**
  * Starts the program with `args` (add `-l` yourself or pass `logFile`, which adds `-l FILE`) and
- * waits until `listening` lines appear (one per listener; default: one per `-p` value that is a
- * single port). Give `listening: 0` to not wait.
+ * waits until `listening` Listening lines are in its log (default 1; one per listener, e.g. 2 for
+ * `-b A -b B`), in the log file or, without one, on stderr. Give `-p 0` to let the system pick the
+ * port and read it from {@linkcode Program.port}. Give `listening: 0` to not wait.
  */
 export async function startProgram(
   args: string[],
@@ -114,21 +158,32 @@ export async function startProgram(
     env: options.env,
   }).spawn();
   const stdout = new Response(child.stdout).text();
-  const stderr = new Response(child.stderr).text();
+  // stderr is read as it comes: without a log file it is the log.
+  let stderrText = "";
+  const stderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderrText += chunk;
+    }
+    return stderrText;
+  })();
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
     return s;
   });
   const readPath = options.readPath?.(child.pid) ?? logFile;
+  const log = () => readPath ? readOrEmpty(readPath) : stderrText;
+  const where = readPath || "stderr";
   const program: Program = {
     child,
+    port: 0,
+    ports: [],
     logFile: readPath,
-    log: () => readOrEmpty(readPath),
+    log,
     waitForLines: (pattern, count = 1, timeoutMs = DEADLINE_MS) =>
-      waitFor(`${count} line(s) matching ${pattern} in ${readPath}`, () => {
-        if (exited) throw new Error(`net-bouncer exited early; log:\n${readOrEmpty(readPath)}`);
-        const lines = linesMatching(readOrEmpty(readPath), pattern);
+      waitFor(`${count} line(s) matching ${pattern} in ${where}`, () => {
+        if (exited) throw new Error(`net-bouncer exited early; log:\n${log()}`);
+        const lines = linesMatching(log(), pattern);
         return lines.length >= count ? lines : null;
       }, { timeoutMs }),
     kill: (signal = "SIGTERM") => {
@@ -141,15 +196,62 @@ export async function startProgram(
     },
   };
   const expected = options.listening ?? 1;
-  if (expected > 0 && logFile) {
+  if (expected > 0) {
     try {
-      await program.waitForLines(/\[INFO\] Listening on|"event":"listening"/, expected);
+      await program.waitForLines(LISTENING_LINE, expected);
     } catch (error) {
       const result = await program.stop();
       throw new Error(`${(error as Error).message}\nstderr: ${result.stderr}`);
     }
+    program.ports = listeningPorts(log());
+    program.port = program.ports[0];
   }
   return program;
+}
+
+/** What a command that ran to completion gave. */
+export interface RunResult {
+  /** Exit code (128 + N when killed by signal N). */
+  code: number;
+  /** The signal that ended it (e.g. SIGTERM at `timeoutMs`), or null. */
+  signal: Deno.Signal | null;
+  /** Its standard output, decoded. */
+  stdout: string;
+  /** Its standard error, decoded. */
+  stderr: string;
+}
+
+/**
+ * Runs `cmd` with `args` to completion and decodes its output. `stdin` is written to its standard
+ * input (none otherwise); after `timeoutMs` it is sent SIGTERM.
+ */
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: options.cwd,
+    env: options.env,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs),
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    signal: out.signal,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
 }
 
 /** Runs the program to completion (for bad input); returns code, stdout and stderr. */
@@ -158,9 +260,8 @@ export async function runProgram(
   options: { wrapper?: string[] } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const [cmd, ...rest] = [...(options.wrapper ?? []), ...programCommand(args)];
-  const out = await new Deno.Command(cmd, { args: rest, stdin: "null" }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+  const { code, stdout, stderr } = await run(cmd, rest);
+  return { code, stdout, stderr };
 }
 
 /** Connects to host:port, reads until the server closes, returns the number of bytes received. */
@@ -181,6 +282,103 @@ export async function knock(hostname: string, port: number): Promise<number> {
     conn.close();
   }
   return received;
+}
+
+/** One connection made by {@linkcode knockFrom}. */
+export interface Knock {
+  /** Bytes received before the server closed the connection. */
+  bytes: number;
+  /** The client's own address and port, as the server's connection line names them. */
+  address: string;
+  port: number;
+}
+
+/**
+ * Connects from the loopback address `source` (bound before connecting: 127.0.0.2 is logged as
+ * 127.0.0.2, where a connection *to* 127.0.0.2 comes from 127.0.0.1) to the loopback address of
+ * its family on `port`, reads until the server closes it, and says what it got.
+ */
+export function knockFrom(source: string, port: number): Promise<Knock> {
+  const host = net.isIPv6(source) ? "::1" : "127.0.0.1";
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    let local = { address: "", port: 0 };
+    const socket = net.connect({ host, port, localAddress: source });
+    socket.on("connect", () => {
+      local = { address: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    });
+    socket.on("data", (chunk: Uint8Array) => bytes += chunk.length);
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      // A reset after the handshake is also the server closing without reading.
+      if (error.code !== "ECONNRESET" || local.port === 0) reject(error);
+    });
+    socket.on("close", () => resolve({ bytes, ...local }));
+  });
+}
+
+/** What tests/testdata/knock.c reports. */
+export interface KnockSummary {
+  /** Connections that completed (in `wait` mode: that the server closed). */
+  connections: number;
+  /** Connections refused, timed out or unfinished at the time limit. */
+  failed: number;
+  /** Bytes received from the server. */
+  bytes: number;
+  /** How long the run took, in seconds. */
+  seconds: number;
+}
+
+/** The load generator's source, carried by the repository. */
+const KNOCK_SOURCE = `${ROOT}tests/testdata/knock.c`;
+/** The binary built from it, once per test process (`deno test` runs each file in one process). */
+let knockBuild: Promise<string> | undefined;
+
+/**
+ * Compiles tests/testdata/knock.c with `cc -O2` into a temporary directory, once per test run
+ * (later calls return the same path); the directory is removed when the process unloads.
+ */
+export function buildKnock(): Promise<string> {
+  knockBuild ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "net-bouncer-knock-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+    const binary = `${dir}/knock`;
+    const result = await run("cc", ["-O2", "-o", binary, KNOCK_SOURCE]);
+    if (result.code !== 0) throw new Error(`Cannot compile ${KNOCK_SOURCE}:\n${result.stderr}`);
+    return binary;
+  })();
+  return knockBuild;
+}
+
+/**
+ * Runs the load generator against `host` (default 127.0.0.1) on `port`: `total` connections,
+ * `concurrency` in flight (default 64), from 127.0.0.1..127.0.0.`sources` (IPv4 only), each reset
+ * by the client right after the handshake with `reset` (SO_LINGER 0, as nmap -sT does) or else
+ * held until the server closes it; stops after `seconds` (default 60). Needs `cc`.
+ */
+export async function runKnock(
+  port: number,
+  { total, concurrency = 64, sources = 1, host = "127.0.0.1", reset = false, seconds = 60 }: {
+    total: number;
+    concurrency?: number;
+    sources?: number;
+    host?: string;
+    reset?: boolean;
+    seconds?: number;
+  },
+): Promise<KnockSummary> {
+  const args = [
+    ...["-n", String(total), "-c", String(concurrency), "-s", String(sources)],
+    ...["-m", reset ? "reset" : "wait", "-t", String(seconds), host, String(port)],
+  ];
+  const result = await run(await buildKnock(), args);
+  const summary = /^connections=(\d+) failed=(\d+) bytes=(\d+) seconds=([\d.]+)$/m.exec(
+    result.stdout,
+  );
+  if (!summary) {
+    throw new Error(`knock ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  }
+  const [connections, failed, bytes, elapsed] = summary.slice(1).map(Number);
+  return { connections, failed, bytes, seconds: elapsed };
 }
 
 /** Whether an executable is on PATH. */
