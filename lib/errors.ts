@@ -25,7 +25,18 @@ const REASONS: Record<string, string> = {
   EADDRINUSE: "address already in use",
   EADDRNOTAVAIL: "address not available on this host",
   EAFNOSUPPORT: "address family not supported",
+  ENOBUFS: "no buffer space available",
+  ENOMEM: "out of memory",
+  ECONNABORTED: "connection aborted",
+  EPROTO: "protocol error",
+  ENOTSOCK: "not a socket",
+  EINVAL: "invalid argument",
 };
+
+/** The reason for an OS error code (`EMFILE`), in the words an admin expects. */
+export function reasonOfCode(code: string): string {
+  return REASONS[code] ?? code;
+}
 
 /** A short, lower-case reason for an error, without Deno's "(os error N)" suffix. */
 export function reason(error: unknown): string {
@@ -56,6 +67,35 @@ export function withMessage<E extends Error>(error: E, message: string): E {
   const code = (error as { code?: unknown }).code;
   if (code !== undefined) Object.assign(copy, { code });
   return copy;
+}
+
+/**
+ * Characters that must not reach a terminal raw: C0 and C1 controls, DEL, line and paragraph
+ * separators, and bidirectional overrides (which can make a value read as something else).
+ */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const NAMED_CONTROLS: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * `text` with every control character written as an escape (`\n`, `\x1b`, `\u{202e}`), so that
+ * a message stays on one line and a value cannot drive the terminal.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (char) => {
+    const named = NAMED_CONTROLS[char];
+    if (named !== undefined) return named;
+    const code = char.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
+ * A user's value for a message: in double quotes, control characters escaped (see
+ * {@linkcode escapeControls}). Quotes and backslashes stay as they are, so paths read as typed.
+ */
+export function quote(value: string): string {
+  return `"${escapeControls(value)}"`;
 }
 
 /** `1 connection`, `2 connections`: a count with its noun. */

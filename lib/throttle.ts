@@ -16,10 +16,14 @@ export class Throttle {
   #clock: () => number;
   #last = -Infinity;
 
-  /** Reports at most once per `intervalMs` of `clock` (default `Date.now`). */
+  /**
+   * Reports at most once per `intervalMs` of `clock`: monotonic milliseconds (default
+   * `performance.now`). The wall clock would not do: set back (NTP, a restored VM snapshot),
+   * it would keep every interval from ending and silence the reports.
+   */
   constructor(intervalMs: number, options: { clock?: () => number } = {}) {
     this.#intervalMs = intervalMs;
-    this.#clock = options.clock ?? Date.now;
+    this.#clock = options.clock ?? (() => performance.now());
   }
 
   /** Counts `count` failures (default 1); returns the count to report now, or `null`. */

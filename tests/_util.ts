@@ -424,3 +424,24 @@ export function isFile(path: string): boolean {
     throw error;
   }
 }
+
+/**
+ * Runs `fn` with the wall clock (`Date.now`) and the monotonic clock (`performance.now`)
+ * replaced, and restores both afterwards: for code that reads the clocks itself.
+ */
+export function withFakeClocks<T>(
+  clocks: { wall: () => number; monotonic: () => number },
+  fn: () => T,
+): T {
+  const dateNow = Date.now;
+  const own = Object.getOwnPropertyDescriptor(performance, "now");
+  Date.now = clocks.wall;
+  performance.now = clocks.monotonic;
+  try {
+    return fn();
+  } finally {
+    Date.now = dateNow;
+    if (own === undefined) delete (performance as { now?: unknown }).now;
+    else Object.defineProperty(performance, "now", own);
+  }
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Throttle } from "../lib/throttle.ts";
+import { withFakeClocks } from "./_util.ts";
 
 Deno.test("Throttle reports failures at most once per interval, with the count", () => {
   let now = 0;
@@ -36,6 +37,28 @@ Deno.test("Throttle: failing and recovering many times a second gives two report
     if (recovered !== null) reports.push(`recover ${recovered}`);
   }
   assert.deepEqual(reports, ["fail 1", "recover 0", "fail 50", "recover 0"]);
-  // Every failure was counted in a report.
+  // 100 failures: 51 were reported, the 49 after the last report wait for the next one.
   assert.equal(throttle.pending, 49);
+});
+
+Deno.test("Throttle times intervals on the monotonic clock: wall clock steps change nothing", () => {
+  const HOUR_MS = 3_600_000;
+  let wall = Date.UTC(2024, 6, 8, 21, 26, 48);
+  let monotonic = 1_000;
+  const reports: string[] = [];
+  withFakeClocks({ wall: () => wall, monotonic: () => monotonic }, () => {
+    const throttle = new Throttle(10_000); // the default clock, as the daemon uses it
+    // A failure every 100 ms for 40 s; the wall clock goes back an hour after 5 s (an NTP
+    // step, a restored VM snapshot) and forward an hour after 25 s.
+    for (let tenth = 0; tenth <= 400; tenth++) {
+      if (tenth === 50) wall -= HOUR_MS;
+      if (tenth === 250) wall += HOUR_MS;
+      const count = throttle.fail();
+      if (count !== null) reports.push(`${tenth / 10} s: ${count}`);
+      wall += 100;
+      monotonic += 100;
+    }
+  });
+  // One report per 10 s, each with the failures since the previous one.
+  assert.deepEqual(reports, ["0 s: 1", "10 s: 100", "20 s: 100", "30 s: 100", "40 s: 100"]);
 });
