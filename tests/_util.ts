@@ -118,15 +118,14 @@ export function connectionAddresses(log: string): string[] {
   return log.split("\n").flatMap((line) => CONNECTION_LINE.exec(line)?.[1] ?? []);
 }
 
-/** A Listening line in either format; captures the port (text) or the port field (JSON). */
-const LISTENING_LINE = /\[INFO\] Listening on port (\d+) |"event":"listening".*"port":(\d+)/;
+/** A Listening line in either format; captures the port of a text line. */
+const LISTENING_LINE = /\[INFO\] Listening on port (\d+) |"event":"listening"/;
 
 /** The distinct ports of the Listening lines in `log`, in order. */
 function listeningPorts(log: string): number[] {
-  const ports = log.split("\n").flatMap((line) => {
-    const match = LISTENING_LINE.exec(line);
-    return match ? [Number(match[1] ?? match[2])] : [];
-  });
+  const ports = linesMatching(log, LISTENING_LINE).map((line) =>
+    line.startsWith("{") ? Number(JSON.parse(line).port) : Number(LISTENING_LINE.exec(line)![1])
+  );
   return [...new Set(ports)];
 }
 

@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import {
   CONNECTION_LINE,
+  connectionAddresses,
   DEADLINE_MS,
-  freePort,
   knock,
+  LOOPBACK_CLIENTS,
   needsTools,
   readOrEmpty,
   ROOT,
+  run,
   startProgram,
   waitFor,
   withTempDir,
@@ -24,22 +26,12 @@ const FILTER = `${ROOT}contrib/fail2ban/filter.d/net-bouncer.conf`;
 const JAIL = `${ROOT}contrib/fail2ban/jail.d/net-bouncer.conf`;
 /** Connections made per client address in the fail2ban-regex test. */
 const KNOCKS_PER_ADDRESS = 3;
-/** The loopback client addresses (IPv4 and IPv6, both to one dual-stack listener). */
-const CLIENTS = ["127.0.0.1", "::1"];
+/** The client addresses (IPv4 and IPv6, both to one dual-stack listener). */
+const CLIENTS = LOOPBACK_CLIENTS;
 /** A ban must follow a connection within this time (connection → address in the action file). */
 const BAN_DEADLINE_MS = 3_000;
 /** How long fail2ban-server may take to exit after SIGTERM before it is killed. */
 const STOP_DEADLINE_MS = 10_000;
-
-/** Runs a command; returns exit code, stdout and stderr. */
-async function run(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 /** fail2ban-regex's summary counts ("Lines: 8 lines, 0 ignored, 6 matched, 2 missed"). */
 function regexCounts(
@@ -53,11 +45,10 @@ function regexCounts(
 
 /** Starts the real program on a dual-stack listener, knocks from each client, stops it. */
 async function writeRealLog(logFile: string): Promise<string> {
-  const port = freePort();
-  const program = await startProgram(["-p", String(port)], { logFile });
+  const program = await startProgram(["-p", "0"], { logFile });
   try {
     for (let i = 0; i < KNOCKS_PER_ADDRESS; i++) {
-      for (const client of CLIENTS) await knock(client, port);
+      for (const client of CLIENTS) await knock(client, program.port);
     }
     await program.waitForLines(CONNECTION_LINE, KNOCKS_PER_ADDRESS * CLIENTS.length);
   } finally {
@@ -125,7 +116,7 @@ Deno.test({
       // The address of each match: one per connection, in order, IPv4 plain, IPv6 as ::1.
       const ips = await run("fail2ban-regex", ["--raw", "--out", "ip", logFile, FILTER]);
       assert.equal(ips.code, 0, ips.stderr);
-      const expected = lines.flatMap((line) => line.match(CONNECTION_LINE)?.[1] ?? []);
+      const expected = connectionAddresses(log);
       assert.equal(expected.length, connections);
       assert.deepEqual(ips.stdout.trim().split("\n"), expected);
       for (const client of CLIENTS) {
@@ -142,19 +133,9 @@ Deno.test({
     await withTempDir(async (dir) => {
       const log = await writeRealLog(`${dir}/net-bouncer.log`);
       const lines = log.split("\n").filter((line) => line !== "");
-      const python = new Deno.Command(fail2banPython(), {
-        args: ["-c", JOURNAL_FORMAT_PY],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = python.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(log));
-      await writer.close();
-      const out = await python.output();
-      const decoder = new TextDecoder();
-      assert.equal(out.code, 0, decoder.decode(out.stderr));
-      const journalLines = decoder.decode(out.stdout).trim().split("\n");
+      const out = await run(fail2banPython(), ["-c", JOURNAL_FORMAT_PY], { stdin: log });
+      assert.equal(out.code, 0, out.stderr);
+      const journalLines = out.stdout.trim().split("\n");
       assert.equal(journalLines.length, lines.length);
       assert.match(journalLines[0], /^honeypot net-bouncer\[4242\]: \d{4}-/);
       const journalLog = `${dir}/journal.txt`;
@@ -171,7 +152,7 @@ Deno.test({
         FILTER,
       ]);
       assert.equal(result.code, 0, result.stderr);
-      const expected = lines.flatMap((line) => line.match(CONNECTION_LINE)?.[1] ?? []);
+      const expected = connectionAddresses(log);
       assert.equal(expected.length, KNOCKS_PER_ADDRESS * CLIENTS.length);
       assert.deepEqual(result.stdout.trim().split("\n"), expected);
     });
@@ -240,9 +221,8 @@ Deno.test({
     await withTempDir(async (dir) => {
       const logFile = `${dir}/net-bouncer.log`;
       const bannedFile = `${dir}/banned`;
-      const port = freePort();
       // First the program, so that the log file exists when fail2ban opens it.
-      const program = await startProgram(["-p", String(port)], { logFile });
+      const program = await startProgram(["-p", "0"], { logFile });
       let server: Deno.ChildProcess | undefined;
       try {
         const conf = writeFail2banConfig(dir, logFile, bannedFile);
@@ -265,7 +245,7 @@ Deno.test({
         const latencies: Record<string, number> = {};
         for (const client of CLIENTS) {
           const start = performance.now();
-          await knock(client, port);
+          await knock(client, program.port);
           await waitFor(`${client} in ${bannedFile}`, () => {
             if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
             return readOrEmpty(bannedFile).split("\n").includes(client);
