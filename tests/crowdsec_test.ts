@@ -5,15 +5,17 @@
  * Every crowdsec here runs from a config of the test's own (temp dir, own sqlite database, LAPI on
  * a free loopback port, no Central API, no Prometheus, no whitelist parser: the hub's
  * crowdsecurity/whitelists would drop the loopback sources), so the packaged service and its
- * ports 8080/6060 play no part.
+ * ports 8080/6060 play no part. net-bouncer listens on a port the system picks (`-p 0`); the LAPI's
+ * port must be in its config before it starts, so it comes from freePort().
  */
 import assert from "node:assert/strict";
-import net from "node:net";
 import {
   CONNECTION_LINE,
   freePort,
+  knockFrom,
   needsTools,
   ROOT,
+  run,
   startProgram,
   waitFor,
   withTempDir,
@@ -29,7 +31,7 @@ const PATTERNS_DIR = "/etc/crowdsec/patterns";
 const SCENARIO = "net-bouncer/net-bouncer-touch";
 /** Acquisition label that routes lines to the net-bouncer parsers. */
 const LOG_TYPE = "net-bouncer";
-/** The brief's bound for a connection to show up as a LAPI decision, in milliseconds. */
+/** A connection must show up as a LAPI decision within this time, in milliseconds. */
 const LIVE_LATENCY_LIMIT_MS = 5_000;
 /** Deadline for crowdsec to start (load parsers, open the LAPI port), in milliseconds. */
 const START_TIMEOUT_MS = 30_000;
@@ -162,16 +164,11 @@ prometheus:
 
 /** Runs `cscli -c CONFIG ...args` and returns stdout; throws with stderr on failure. */
 async function cscli(config: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("cscli", {
-    args: ["-c", config, ...args],
-    stdin: "null",
-    signal: AbortSignal.timeout(START_TIMEOUT_MS),
-  }).output();
-  const decoder = new TextDecoder();
+  const out = await run("cscli", ["-c", config, ...args], { timeoutMs: START_TIMEOUT_MS });
   if (out.code !== 0) {
-    throw new Error(`cscli ${args.join(" ")} failed (${out.code}): ${decoder.decode(out.stderr)}`);
+    throw new Error(`cscli ${args.join(" ")} failed (${out.code}): ${out.stderr}`);
   }
-  return decoder.decode(out.stdout);
+  return out.stdout;
 }
 
 /** Parses `cscli ... -o json` output (crowdsec prints `null` for an empty list). */
@@ -296,21 +293,6 @@ async function bouncerDecisions(
 }
 
 /**
- * Connects from `localAddress` to net-bouncer and waits until it closes the connection. (Deno's
- * own connect cannot choose the source address; node:net can, which gives a second loopback
- * source such as 127.0.0.2.)
- */
-function knockFrom(localAddress: string, port: number): Promise<void> {
-  const host = localAddress.includes(":") ? "::1" : "127.0.0.1";
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, localAddress });
-    socket.on("error", reject);
-    socket.on("close", () => resolve());
-    socket.resume();
-  });
-}
-
-/**
  * The time in a log line in ms since the epoch: JSON is RFC 3339; text is local time without an
  * offset, written in the zone whose offset is `textOffset`.
  */
@@ -357,9 +339,9 @@ async function replayTest(format: "text" | "json") {
       processes.push(server);
 
       const logFile = `${dir}/net-bouncer.log`;
-      const port = freePort();
-      const args = ["-p", String(port), ...(format === "json" ? ["--format", "json"] : [])];
+      const args = ["-p", "0", ...(format === "json" ? ["--format", "json"] : [])];
       const program = await startProgram(args, { logFile, env });
+      const port = program.port;
       const sources = ["127.0.0.1", "127.0.0.2", "::1"];
       let lines: string[];
       try {
@@ -373,14 +355,12 @@ async function replayTest(format: "text" | "json") {
       assert.deepEqual(lines.map(lineSource), sources);
       await waitForLapi(lapi.url, server);
 
-      const replay = await new Deno.Command("crowdsec", {
-        args: ["-c", lapi.config, "-dsn", `file://${logFile}`, "-type", LOG_TYPE, "-no-api"],
-        env,
-        stdin: "null",
-        signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
-      }).output();
-      const replayOutput = new TextDecoder().decode(replay.stdout) +
-        new TextDecoder().decode(replay.stderr);
+      const replay = await run(
+        "crowdsec",
+        ["-c", lapi.config, "-dsn", `file://${logFile}`, "-type", LOG_TYPE, "-no-api"],
+        { env, timeoutMs: REPLAY_TIMEOUT_MS },
+      );
+      const replayOutput = replay.stdout + replay.stderr;
       assert.equal(replay.code, 0, replayOutput);
 
       const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
@@ -473,9 +453,9 @@ Deno.test({
     await withTempDir(async (dir) => {
       const processes: Crowdsec[] = [];
       const logFile = `${dir}/net-bouncer.log`;
-      const port = freePort();
       // The program first, so that the log file exists when crowdsec starts tailing it.
-      const program = await startProgram(["-p", String(port)], { logFile });
+      const program = await startProgram(["-p", "0"], { logFile });
+      const port = program.port;
       try {
         const cs = await writeConfig(`${dir}/cs`, { port: freePort(), files: [logFile] });
         await addMachine(cs, "live", `${cs.dir}/local_api_credentials.yaml`);
@@ -563,8 +543,9 @@ Deno.test({
         const agents: { port: number; config: CrowdsecConfig; crowdsec?: Crowdsec }[] = [];
         for (const host of hosts) {
           const logFile = `${dir}/${host.name}.log`;
-          const port = freePort();
-          programs.push(await startProgram(["-p", String(port), ...host.format], { logFile }));
+          const program = await startProgram(["-p", "0", ...host.format], { logFile });
+          programs.push(program);
+          const port = program.port;
           const config = await writeConfig(`${dir}/${host.name}`, {
             port: freePort(),
             server: false,
@@ -661,20 +642,19 @@ Deno.test({
         processes.push(server);
 
         // Real lines from both formats, each behind a journal header (net-bouncer[PID]: ...).
-        const runs = [
-          { source: "127.0.0.6", format: [] as string[], connection: CONNECTION_LINE },
-          { source: "::1", format: ["--format", "json"], connection: /"event":"connection"/ },
+        const sources = [
+          { address: "127.0.0.6", format: [] as string[], connection: CONNECTION_LINE },
+          { address: "::1", format: ["--format", "json"], connection: /"event":"connection"/ },
         ];
         const journal: string[] = [];
         const firstLines = new Map<string, string>();
-        for (const [index, run] of runs.entries()) {
+        for (const [index, source] of sources.entries()) {
           const logFile = `${dir}/run${index}.log`;
-          const port = freePort();
-          const program = await startProgram(["-p", String(port), ...run.format], { logFile, env });
+          const program = await startProgram(["-p", "0", ...source.format], { logFile, env });
           try {
-            await knockFrom(run.source, port);
-            const [line] = await program.waitForLines(run.connection, 1);
-            firstLines.set(run.source, line);
+            await knockFrom(source.address, program.port);
+            const [line] = await program.waitForLines(source.connection, 1);
+            firstLines.set(source.address, line);
           } finally {
             await program.stop();
           }
@@ -685,18 +665,17 @@ Deno.test({
         await Deno.writeTextFile(journalFile, journal.join("\n") + "\n");
         await waitForLapi(lapi.url, server);
 
-        const replay = await new Deno.Command("crowdsec", {
-          args: ["-c", lapi.config, "-dsn", `file://${journalFile}`, "-type", "syslog", "-no-api"],
-          env,
-          stdin: "null",
-          signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
-        }).output();
-        assert.equal(replay.code, 0, new TextDecoder().decode(replay.stderr));
+        const replay = await run(
+          "crowdsec",
+          ["-c", lapi.config, "-dsn", `file://${journalFile}`, "-type", "syslog", "-no-api"],
+          { env, timeoutMs: REPLAY_TIMEOUT_MS },
+        );
+        assert.equal(replay.code, 0, replay.stderr);
 
         const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
         assert.deepEqual(
           alerts.map((a) => a.source.value).sort(),
-          runs.map((r) => r.source).sort(),
+          sources.map((source) => source.address).sort(),
         );
         for (const alert of alerts) {
           const fields = meta(alert);
@@ -730,12 +709,8 @@ Deno.test({
         `acquisition_dir: ${cs.dir}/acquis.d\n  parser_routines: 1`,
       );
       await Deno.writeTextFile(cs.config, config);
-      const out = await new Deno.Command("crowdsec", {
-        args: ["-c", cs.config, "-t"],
-        stdin: "null",
-        signal: AbortSignal.timeout(START_TIMEOUT_MS),
-      }).output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      const out = await run("crowdsec", ["-c", cs.config, "-t"], { timeoutMs: START_TIMEOUT_MS });
+      const text = out.stdout + out.stderr;
       assert.equal(out.code, 0, text);
       assert.match(text, /acquis\.d\/net-bouncer\.yaml/);
       assert.match(text, /acquis\.d\/net-bouncer-journal\.yaml/);
