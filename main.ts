@@ -4,30 +4,78 @@
  *
  * @module
  */
-import { configureSync, getLogger, resetSync } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
+import { Bouncer } from "./lib/bouncer.ts";
 import { type Config, parseArgs } from "./lib/cli.ts";
-import { isOsError, plural, UsageError } from "./lib/errors.ts";
+import { plural, UsageError } from "./lib/errors.ts";
+import { EventLog } from "./lib/event_log.ts";
 import { createFormatter } from "./lib/format.ts";
-import { getLineSink } from "./lib/log_sink.ts";
+import { type Libc, openLibc, unixDatagramSender } from "./lib/libc.ts";
+import type { ListenerSet } from "./lib/listener_set.ts";
 import { LogWriter } from "./lib/log_writer.ts";
-import { Bouncer } from "./lib/server.ts";
-import type { PrefixSet } from "./lib/ip.ts";
+import { NativeListeners } from "./lib/native_listener.ts";
+import { PortableListeners } from "./lib/portable_listener.ts";
+import type { PrefixSet } from "./lib/prefix_set.ts";
+import {
+  createNotifier,
+  type Environment,
+  type ListenFd,
+  type Notifier,
+  takeListenFds,
+} from "./lib/systemd.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoConfig.version;
 
-const logger = getLogger(["net-bouncer"]);
+/** A runtime failure of the program's own (not an OS error): exit 1. */
+export class RuntimeError extends Error {
+  /** Creates a runtime error with a message for the user. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RuntimeError";
+  }
+}
 
-function printError(message: string): void {
-  // One line, never a stack trace.
-  console.error(`net-bouncer: error: ${message.split("\n")[0]}`);
+/** Options of {@linkcode main}: what tests control. */
+export interface MainOptions {
+  /** Receives text for standard output (help, version). */
+  stdout?: (text: string) => void;
+  /** Receives one-line error messages meant for standard error (without a newline). */
+  stderr?: (line: string) => void;
+  /** The environment (socket activation, sd_notify); default `Deno.env`. */
+  env?: Environment;
+  /** This process's id, to match `LISTEN_PID` (default `Deno.pid`). */
+  pid?: number;
+  /** Milliseconds since the epoch, for log lines (default `Date.now`). */
+  clock?: () => number;
+  /** Loads the C library for the native listener (default {@linkcode openLibc}). */
+  openLibc?: () => Libc;
+  /** Gives up permissions once listening (default: revokes them); tests in-process skip it. */
+  dropPermissions?: (options: { keepRead: boolean }) => Promise<void>;
+  /** Called once the listeners are bound and permissions dropped, before serving. */
+  onReady?: () => void | Promise<void>;
+}
+
+/** The exit code for an error, and whether it is one the user is told about in one line. */
+function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError) return 2;
+  return 1; // OS errors, runtime errors, and anything unexpected: never a stack trace
+}
+
+/** One line, never a stack trace; control characters were escaped where values were quoted. */
+function errorLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return `net-bouncer: error: ${message.split("\n")[0]}`;
 }
 
 /** Gives up what the running daemon no longer needs once its ports are bound. */
-async function dropPermissions(keepRead: boolean): Promise<void> {
+async function dropPermissions({ keepRead }: { keepRead: boolean }): Promise<void> {
   // Accepting on a bound listener needs no permission; any new connection or bind would.
   await Deno.permissions.revoke({ name: "net" });
+  // The C library's functions are loaded; no other library may be.
+  await Deno.permissions.revoke({ name: "ffi" });
+  // systemd's variables were read and unset.
+  await Deno.permissions.revoke({ name: "env" });
   // Reading is needed only to reload --ignore-file on SIGHUP. Writing stays: SIGHUP reopens
   // the log file by path (Deno cannot narrow a global grant to one path at run time).
   if (!keepRead) await Deno.permissions.revoke({ name: "read" });
@@ -37,7 +85,7 @@ interface AddressConfig {
   /** `-b` addresses, canonical and distinct. */
   addresses: string[];
   /** The allow-list, or `null` for none. */
-  ignore: PrefixSet | null;
+  allowList: PrefixSet | null;
   /** Reads the allow-list again (with `--ignore-file`), or `null`. */
   reload: (() => PrefixSet) | null;
 }
@@ -50,7 +98,7 @@ interface AddressConfig {
  */
 async function loadAddressConfig(config: Config): Promise<AddressConfig> {
   if (config.bind.length === 0 && config.ignore.length === 0 && config.ignoreFile === null) {
-    return { addresses: [], ignore: null, reload: null };
+    return { addresses: [], allowList: null, reload: null };
   }
   const [{ parseBindAddress }, { loadIgnoreList }] = await Promise.all([
     import("./lib/ip.ts"),
@@ -73,127 +121,173 @@ async function loadAddressConfig(config: Config): Promise<AddressConfig> {
     throw new UsageError(`Cannot bind to "${wrongFamily}": it contradicts "${flag}"`);
   }
   const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile });
-  const ignore = load();
+  const allowList = load();
   return {
     addresses,
-    ignore: ignore.size > 0 ? ignore : null,
+    allowList: allowList.size > 0 ? allowList : null,
     reload: config.ignoreFile === null ? null : load,
   };
 }
 
-/** Options of {@linkcode main}, for tests. */
-export interface MainOptions {
-  /** Called once the listeners are bound and permissions dropped, before serving. */
-  onReady?: () => void | Promise<void>;
+/** The listener set the configuration asks for; `log` takes the warning of a fallback. */
+function createListeners(
+  config: Config,
+  { log, load, activated }: { log: EventLog; load: () => Libc; activated: boolean },
+): { listeners: ListenerSet; libc: Libc | null } {
+  const portable = () => new PortableListeners({ dropIPv4: config.family === "ipv6" });
+  if (config.listener === "portable" && !activated) return { listeners: portable(), libc: null };
+  if (config.listener === "auto" && Deno.build.os !== "linux" && !activated) {
+    return { listeners: portable(), libc: null };
+  }
+  let libc: Libc;
+  try {
+    libc = load();
+  } catch (error) {
+    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    if (config.listener === "native" || activated) {
+      throw new RuntimeError(`Cannot use the native listener: ${why}`, { cause: error });
+    }
+    log.warn(
+      "warning",
+      `Cannot load the C library (${why}): using the portable listener, which cannot log ` +
+        "clients that reset at once",
+      { reason: why },
+    );
+    return { listeners: portable(), libc: null };
+  }
+  return { listeners: new NativeListeners(libc), libc };
 }
 
 /** Runs net-bouncer with the command-line `args`; resolves to the exit code. */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
-  let invocation;
+  const stderr = options.stderr ?? ((line: string) => console.error(line));
   try {
-    invocation = parseArgs(args, { version: VERSION });
+    return await serve(args, { ...options, stderr });
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    printError(error.message);
-    return 2;
+    stderr(errorLine(error));
+    return exitCodeOf(error);
   }
+}
+
+async function serve(
+  args: string[],
+  options: MainOptions & { stderr: (line: string) => void },
+): Promise<number> {
+  const env = options.env ?? Deno.env;
+  const pid = options.pid ?? Deno.pid;
+  const listenFds = takeListenFds(env, { pid });
+  const invocation = parseArgs(args, { version: VERSION, portsRequired: listenFds === null });
   if (invocation.action === "print") {
-    console.log(invocation.text.trimEnd());
+    (options.stdout ?? ((text) => console.log(text)))(invocation.text.trimEnd());
     return 0;
   }
   const config = invocation.config;
-  let addressConfig: AddressConfig;
-  try {
-    addressConfig = await loadAddressConfig(config);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    printError(error.message);
-    return 2;
-  }
-
-  let writer: LogWriter;
-  try {
-    writer = new LogWriter(config.logFile, { report: printError });
-  } catch (error) {
-    if (!isOsError(error)) throw error;
-    printError(error.message);
-    return 1;
-  }
+  const addressConfig = await loadAddressConfig(config);
+  const writer = new LogWriter(config.logFile, { report: options.stderr });
   const formatter = createFormatter(config.format);
-  configureSync({
-    sinks: { log: getLineSink(writer, formatter) },
-    loggers: [
-      { category: ["net-bouncer"], sinks: ["log"], lowestLevel: "info" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-  });
-  const server = new Bouncer(writer, formatter, {
-    family: config.family,
-    addresses: addressConfig.addresses,
-    ignore: addressConfig.ignore ?? undefined,
-  });
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGTERM", () => server.close()],
-    ["SIGINT", () => server.close()],
-    ["SIGHUP", () => {
-      writer.reopen();
-      if (addressConfig.reload === null) return;
-      try {
-        server.ignore = addressConfig.reload();
-        logger.info(`Reloaded "{file}": ${plural(server.ignore.size, "prefix", "prefixes")}`, {
-          event: "reloaded",
-          file: config.ignoreFile,
-          count: server.ignore.size,
-        });
-      } catch (error) {
-        if (!(error instanceof UsageError)) throw error;
-        logger.error("{reason}; keeping the previous list", {
-          event: "error",
-          reason: error.message,
-        });
-      }
-    }],
-  ];
-  // Before listening: a SIGTERM right after the Listening line must not find the default action.
-  for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+  const clock = options.clock ?? Date.now;
+  const log = new EventLog(writer, formatter, { clock });
+  let notifier: Notifier | null = null;
+  const timers: ReturnType<typeof setInterval>[] = [];
   try {
+    const { listeners, libc } = createListeners(config, {
+      log,
+      load: options.openLibc ?? openLibc,
+      activated: listenFds !== null,
+    });
+    if (libc !== null) notifier = createNotifier(env, unixDatagramSender(libc), { pid });
+    const server = new Bouncer(listeners, writer, {
+      formatter,
+      log,
+      clock,
+      family: config.family,
+      addresses: addressConfig.addresses,
+      allowList: addressConfig.allowList,
+    });
+    const stop = () => {
+      notifier?.notify({ STOPPING: "1" });
+      server.close();
+    };
+    const signals: [Deno.Signal, () => void][] = [
+      ["SIGTERM", stop],
+      ["SIGINT", stop],
+      ["SIGHUP", () => reload(server, writer, { log, addressConfig, config })],
+    ];
+    // Before listening: a signal right after the Listening line must not find the default action.
+    for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
     try {
-      server.listen(config.ports);
-    } catch (error) {
-      if (!isOsError(error)) throw error;
-      printError(error.message);
-      return 1;
+      if (listenFds !== null) adoptListenFds(server, listeners, listenFds);
+      if (config.ports.length > 0) server.listen(config.ports);
+      await (options.dropPermissions ?? dropPermissions)({ keepRead: config.ignoreFile !== null });
+      notifier?.notify({ READY: "1" });
+      const interval = notifier?.watchdogIntervalMs ?? null;
+      if (interval !== null) {
+        // From the event loop: a loop that is stuck sends nothing, and systemd restarts it.
+        timers.push(setInterval(() => notifier?.notify({ WATCHDOG: "1" }), interval));
+      }
+      await options.onReady?.();
+      await server.serve();
+    } finally {
+      for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+      for (const timer of timers) clearInterval(timer);
+      server.close();
     }
-    await dropPermissions(config.ignoreFile !== null);
-    await options.onReady?.();
-    await server.serve();
-    const ignores = config.ignore.length > 0 || config.ignoreFile !== null ||
-      config.family === "ipv6";
-    const ignored = ignores ? `, ${plural(server.ignored, "ignored connection")}` : "";
-    logger.info(
-      `Stopped after ${plural(server.connections, "connection")}${ignored}`,
-      {
-        event: "stopped",
-        count: server.connections,
-        ignored: server.ignored,
-      },
-    );
+    log.info("stopped", stoppedMessage(server, config), {
+      count: server.connections,
+      ignored: server.ignored,
+      resets: server.resets,
+    });
     return 0;
   } finally {
-    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
-    server.close();
     writer.close();
-    resetSync();
   }
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    printError(error instanceof Error ? error.message : String(error));
-    code = 1;
+/** Serves the sockets systemd passed; `metrics` ones are left to the metrics endpoint. */
+function adoptListenFds(server: Bouncer, listeners: ListenerSet, fds: ListenFd[]): void {
+  if (!(listeners instanceof NativeListeners)) {
+    throw new RuntimeError("Sockets passed by systemd need the native listener");
   }
-  Deno.exit(code);
+  // TODO(#13): serve a socket named "metrics" as the metrics endpoint.
+  const scopes = { ipv4: "IPv4", ipv6: "IPv6", dual: "IPv4 and IPv6" };
+  server.adopt(fds.map(({ fd }) => {
+    const { port, family } = listeners.adopt(fd);
+    return { port, scope: `${scopes[family]}, socket from systemd` };
+  }));
 }
+
+/** SIGHUP: reopens the log file and reloads the allow-list; never ends the process. */
+function reload(
+  server: Bouncer,
+  writer: LogWriter,
+  { log, addressConfig, config }: { log: EventLog; addressConfig: AddressConfig; config: Config },
+): void {
+  writer.reopen();
+  if (addressConfig.reload === null) return;
+  try {
+    const allowList = addressConfig.reload();
+    server.allowList = allowList.size > 0 ? allowList : null;
+    log.info(
+      "reloaded",
+      `Reloaded "${config.ignoreFile}": ${plural(allowList.size, "prefix", "prefixes")}`,
+      { file: config.ignoreFile, count: allowList.size },
+    );
+  } catch (error) {
+    // Whatever went wrong, the previous list stays and the daemon goes on.
+    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    log.error("error", `${why}; keeping the previous list`, { reason: why });
+  }
+}
+
+function stoppedMessage(server: Bouncer, config: Config): string {
+  const ignores = config.ignore.length > 0 || config.ignoreFile !== null ||
+    config.family === "ipv6";
+  const parts = [`Stopped after ${plural(server.connections, "connection")}`];
+  if (ignores) parts.push(plural(server.ignored, "ignored connection"));
+  if (server.resets > 0) {
+    parts.push(`${plural(server.resets, "connection")} reset before their address could be read`);
+  }
+  return parts.join(", ");
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
