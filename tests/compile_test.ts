@@ -11,7 +11,7 @@ import {
   plannedCommands,
   TARGETS,
 } from "../scripts/compile_all.ts";
-import { productionRunArgs, ROOT } from "./_util.ts";
+import { productionRunArgs, ROOT, run, type RunResult } from "./_util.ts";
 
 const CONFIG = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
 /** A value deno compile's --target cannot accept: clap rejects it while parsing (no download). */
@@ -25,15 +25,8 @@ const START_ONLY_FLAGS = new Set(["--quiet"]);
 const COMPILE_ONLY_FLAGS = new Set(["--output", "-o"]);
 
 /** Runs deno with `args` in the project root; returns exit code and output (no colours). */
-async function deno(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+function deno(args: string[]): Promise<RunResult> {
+  return run(Deno.execPath(), args, { cwd: ROOT, env: { NO_COLOR: "1" } });
 }
 
 /** The flag names (`--x` and `-x`) that `deno compile --help` documents. */

@@ -4,7 +4,7 @@
  * kept without --force, and bad options exit 2 with "install.sh: error: ...".
  */
 import assert from "node:assert/strict";
-import { ROOT, withTempDir } from "./_util.ts";
+import { ROOT, run, type RunResult, withTempDir } from "./_util.ts";
 
 const SCRIPT = `${ROOT}scripts/install.sh`;
 const BINARY_MODE = 0o755;
@@ -16,7 +16,7 @@ const USAGE_EXIT = 2;
 function expectedFiles(binary: string): Map<string, { source: string; mode: number }> {
   const files = new Map<string, { source: string; mode: number }>();
   files.set("usr/local/bin/net-bouncer", { source: binary, mode: BINARY_MODE });
-  // Whatever units contrib/systemd holds at run time (helper A's net-bouncer.service and variants).
+  // Whatever units contrib/systemd holds at run time (net-bouncer.service and its variants).
   for (const entry of Deno.readDirSync(`${ROOT}contrib/systemd`)) {
     if (entry.isFile && entry.name.endsWith(".service")) {
       files.set(`etc/systemd/system/${entry.name}`, {
@@ -49,10 +49,8 @@ function listFiles(dir: string, prefix = ""): string[] {
 }
 
 /** Runs install.sh with `args`; returns exit code and output. */
-async function install(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("bash", { args: [SCRIPT, ...args], stdin: "null" }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+function install(args: string[]): Promise<RunResult> {
+  return run("bash", [SCRIPT, ...args]);
 }
 
 /** Runs `body` with a temp dir holding a fake binary and an empty root; removes it afterwards. */
@@ -67,16 +65,20 @@ async function withTempRoot(body: (root: string, binary: string) => Promise<void
   });
 }
 
-Deno.test("the contrib files named in the brief exist", () => {
-  for (
-    const path of [
-      "contrib/systemd/net-bouncer.service",
-      "contrib/fail2ban/filter.d/net-bouncer.conf",
-      "contrib/fail2ban/jail.d/net-bouncer.conf",
-      "contrib/logrotate/net-bouncer",
-    ]
-  ) {
-    assert.ok(Deno.statSync(`${ROOT}${path}`).isFile, path);
+Deno.test("every contrib file of the README's install table exists", () => {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  // Rows like "| `contrib/fail2ban/jail.d/net-bouncer.conf` | `/etc/fail2ban/jail.d/...` |".
+  const sources = [...readme.matchAll(/^\| `(contrib\/[^`]+)` +\| `\/[^`]+` +\|$/gm)]
+    .map((match) => match[1]);
+  assert.ok(sources.length >= 4, `install table rows found: ${sources.join(", ")}`);
+  for (const source of sources) {
+    const slash = source.lastIndexOf("/");
+    const [dir, name] = [source.slice(0, slash), source.slice(slash + 1)];
+    // A glob row ("contrib/systemd/*.service") stands for at least one file.
+    const pattern = new RegExp(`^${name.replaceAll(".", "\\.").replaceAll("*", ".*")}$`);
+    const files = [...Deno.readDirSync(`${ROOT}${dir}`)]
+      .filter((entry) => entry.isFile && pattern.test(entry.name));
+    assert.ok(files.length > 0, `${source} names no file`);
   }
 });
 

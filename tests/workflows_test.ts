@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { TARGETS } from "../scripts/compile_all.ts";
-import { freePort, needsTools, programCommand, ROOT, withTempDir } from "./_util.ts";
+import { freePort, needsTools, programCommand, ROOT, run, withTempDir } from "./_util.ts";
 
 const WORKFLOWS = [".github/workflows/ci.yml", ".github/workflows/release.yml"];
 /** Deno version CI installs: the one this suite runs on. */
@@ -69,30 +69,6 @@ type Job = {
   strategy?: { matrix: { include: Json[] } };
 };
 type Workflow = { on: Json; permissions?: Json; jobs: Record<string, Job> };
-
-/** Runs a command; returns exit code and output. */
-async function run(
-  cmd: string,
-  args: string[],
-  options: { cwd?: string; stdin?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    env: options.env,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 /** Parses a YAML file (path relative to the project root). */
 async function readYaml<T>(path: string): Promise<T> {
@@ -202,7 +178,7 @@ Deno.test({
       }
     }
     for (const file of SHELL_FILES) {
-      const { code, stdout } = await run("shellcheck", ["-x", file]);
+      const { code, stdout } = await run("shellcheck", ["-x", file], { cwd: ROOT });
       if (code !== 0) problems.push(`${file}:\n${stdout}`);
     }
     assert.deepEqual(problems, []);
@@ -300,48 +276,33 @@ Deno.test({
   },
 });
 
-/** Runs scripts/smoke.sh on `command` with a deadline; returns its result. */
-async function smoke(command: string[], port: number, expectVersion: string) {
-  const child = new Deno.Command("bash", {
-    args: [
-      "scripts/smoke.sh",
-      "--port",
-      String(port),
-      "--expect-version",
-      expectVersion,
-      "--",
-      ...command,
-    ],
+/**
+ * Runs scripts/smoke.sh on `command` with a deadline; returns its result. smoke.sh takes a port
+ * number (the release runs it on binaries with its default port): here one from freePort().
+ */
+async function smoke(command: string[], expectVersion: string) {
+  const port = freePort();
+  const args = ["--port", String(port), "--expect-version", expectVersion, "--", ...command];
+  const result = await run("bash", ["scripts/smoke.sh", ...args], {
     cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), SMOKE_TIMEOUT_MS);
-  try {
-    const out = await child.output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+    timeoutMs: SMOKE_TIMEOUT_MS,
+  });
+  return { ...result, port };
 }
 
 Deno.test("scripts/smoke.sh passes on the real program (as the release runs it on binaries)", async () => {
   const version = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).version;
-  const port = freePort();
-  const result = await smoke(programCommand(), port, version);
+  const result = await smoke(programCommand(), version);
   assert.equal(result.code, 0, result.stdout + result.stderr);
-  assert.match(result.stdout, new RegExp(`Connection from 127\\.0\\.0\\.1 on port ${port}$`, "m"));
+  assert.match(
+    result.stdout,
+    new RegExp(`Connection from 127\\.0\\.0\\.1 on port ${result.port}$`, "m"),
+  );
   assert.match(result.stdout, /Stopped after 1 connection/);
 });
 
 Deno.test("scripts/smoke.sh fails on a wrong version", async () => {
-  const result = await smoke(programCommand(), freePort(), "99.99.99");
+  const result = await smoke(programCommand(), "99.99.99");
   assert.equal(result.code, 1);
   assert.match(result.stderr, /FAIL: --version printed/);
 });
