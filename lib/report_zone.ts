@@ -1,0 +1,141 @@
+/** Local time for the report: UTC offsets of one time zone, wall-clock parts and labels. */
+
+const MINUTE_MS = 60_000;
+/** Every UTC offset in use is a multiple of 15 minutes, so the offset is constant within one. */
+const SLOT_MS = 15 * MINUTE_MS;
+
+/** The wall-clock parts of an instant in a time zone. */
+export interface LocalParts {
+  year: number;
+  /** 1-12. */
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+  millisecond: number;
+  /** Minutes east of UTC. */
+  offset: number;
+}
+
+function pad2(value: number): string {
+  return value < 10 ? `0${value}` : `${value}`;
+}
+
+/**
+ * A time zone: the system's (the one the program writes text log lines in) or a named IANA
+ * zone. Offsets come from Intl and are cached per 15-minute slot, so callers may ask per line.
+ */
+export class Zone {
+  /** The IANA name, e.g. `Europe/Berlin`. */
+  readonly name: string;
+  #format: Intl.DateTimeFormat;
+  // Bounded by the slots of the period a report covers (a year is 35,040 entries).
+  #offsets = new Map<number, number>();
+
+  /** The zone `name`, or the system's time zone. */
+  constructor(name?: string) {
+    this.#format = new Intl.DateTimeFormat("en-US", {
+      timeZone: name,
+      timeZoneName: "longOffset",
+      year: "numeric",
+    });
+    this.name = this.#format.resolvedOptions().timeZone;
+  }
+
+  /** Minutes east of UTC at the instant `ms`. */
+  offsetAt(ms: number): number {
+    const slot = Math.floor(ms / SLOT_MS);
+    let offset = this.#offsets.get(slot);
+    if (offset === undefined) {
+      // "GMT+01:00", or "GMT" for UTC itself.
+      const text = this.#format.formatToParts(slot * SLOT_MS)
+        .find((part) => part.type === "timeZoneName")?.value ?? "GMT";
+      const match = /^GMT([+-])(\d\d):(\d\d)$/.exec(text);
+      offset = match === null
+        ? 0
+        : (match[1] === "-" ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3]));
+      this.#offsets.set(slot, offset);
+    }
+    return offset;
+  }
+
+  /**
+   * The instant of a wall-clock time. A time that occurs twice (the hour repeated when clocks go
+   * back) gives the earlier instant; a time skipped when clocks go forward is moved forward by
+   * the gap, as JavaScript's `Date` does.
+   */
+  toUtc(
+    year: number,
+    month: number,
+    day: number,
+    hour: number,
+    minute: number,
+    second = 0,
+    millisecond = 0,
+  ): number {
+    const wall = Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
+    // Offsets before and after a possible transition near this wall time.
+    const before = this.offsetAt(wall - 14 * 3_600_000);
+    const after = this.offsetAt(wall + 14 * 3_600_000);
+    if (before === after) return wall - before * MINUTE_MS;
+    const early = wall - before * MINUTE_MS;
+    if (this.offsetAt(early) === before) return early;
+    const late = wall - after * MINUTE_MS;
+    if (this.offsetAt(late) === after) return late;
+    // In the gap: the wall time does not exist; move it forward by the gap.
+    return wall - before * MINUTE_MS;
+  }
+
+  /** The wall-clock parts of `ms`. */
+  parts(ms: number): LocalParts {
+    const offset = this.offsetAt(ms);
+    const date = new Date(ms + offset * MINUTE_MS);
+    return {
+      year: date.getUTCFullYear(),
+      month: date.getUTCMonth() + 1,
+      day: date.getUTCDate(),
+      hour: date.getUTCHours(),
+      minute: date.getUTCMinutes(),
+      second: date.getUTCSeconds(),
+      millisecond: date.getUTCMilliseconds(),
+      offset,
+    };
+  }
+
+  /** The start of the local hour that holds `ms`. */
+  hourStart(ms: number): number {
+    const offsetMs = this.offsetAt(ms) * MINUTE_MS;
+    return Math.floor((ms + offsetMs) / 3_600_000) * 3_600_000 - offsetMs;
+  }
+
+  /** The start of the local day that holds `ms` (local midnight, or the first instant after). */
+  dayStart(ms: number): number {
+    const { year, month, day } = this.parts(ms);
+    return this.toUtc(year, month, day, 0, 0);
+  }
+
+  /** `2026-11-25`: the local date. */
+  date(ms: number): string {
+    const p = this.parts(ms);
+    return `${p.year}-${pad2(p.month)}-${pad2(p.day)}`;
+  }
+
+  /** `2026-11-25 08:01:02`: local date and time to the second. */
+  dateTime(ms: number): string {
+    const p = this.parts(ms);
+    return `${p.year}-${pad2(p.month)}-${pad2(p.day)} ${pad2(p.hour)}:${pad2(p.minute)}:${
+      pad2(p.second)
+    }`;
+  }
+
+  /** `2026-11-25T08:01:02+01:00`: RFC 3339 local time with its offset, to the second. */
+  rfc3339(ms: number): string {
+    const p = this.parts(ms);
+    const abs = Math.abs(p.offset);
+    const offset = `${p.offset < 0 ? "-" : "+"}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+    return `${p.year}-${pad2(p.month)}-${pad2(p.day)}T${pad2(p.hour)}:${pad2(p.minute)}:${
+      pad2(p.second)
+    }${offset}`;
+  }
+}
