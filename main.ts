@@ -160,6 +160,11 @@ function createListeners(
 
 /** Runs net-bouncer with the command-line `args`; resolves to the exit code. */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  if (args[0] === "report") {
+    // Loaded only for the report: the daemon never holds its code.
+    const { denoReportOptions, report } = await import("./lib/report.ts");
+    return await report(args.slice(1), denoReportOptions());
+  }
   const stderr = options.stderr ?? ((line: string) => console.error(line));
   try {
     return await serve(args, { ...options, stderr });
