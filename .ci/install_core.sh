@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the core tests drive besides Deno: a C compiler for the load generator
-# (../shared/bench/knock.c), util-linux (prlimit, setpriv, unshare) and mount. Idempotent:
-# installs only what is missing, runs apt-get update only then.
+# Installs what the core tests drive besides Deno: a C compiler for the load generator that the
+# repository carries (tests/testdata/knock.c), nmap (connect scans, -sT), util-linux (prlimit,
+# setpriv, unshare), iproute2 (ip, ss: network namespaces) and mount. Idempotent: installs only
+# what is missing, runs apt-get update only then.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-declare -A PACKAGE_OF=([cc]=gcc [prlimit]=util-linux [setpriv]=util-linux [unshare]=util-linux [mount]=mount)
+declare -A PACKAGE_OF=(
+  [cc]=gcc [nmap]=nmap [prlimit]=util-linux [setpriv]=util-linux [unshare]=util-linux
+  [ip]=iproute2 [ss]=iproute2 [mount]=mount
+)
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")

@@ -21,8 +21,13 @@ const RUNNER_OF_TARGET: Record<string, string> = {
   "aarch64-apple-darwin": "macos-latest",
   "x86_64-pc-windows-msvc": "windows-latest",
 };
-/** Shell scripts of the release topic, linted with shellcheck as they are. */
-const SHELL_FILES = ["scripts/install.sh", "scripts/smoke.sh", ".ci/install_release.sh"];
+/** Shell scripts linted with shellcheck as they are: the release's and every CI script. */
+const SHELL_FILES = [
+  "scripts/install.sh",
+  "scripts/smoke.sh",
+  ...[...Deno.readDirSync(`${ROOT}.ci`)].filter((entry) => entry.isFile)
+    .map((entry) => `.ci/${entry.name}`).sort(),
+];
 /** What actionlint passes to shellcheck (rules it disables because they misfire on `run:`). */
 const SHELLCHECK_ARGS = ["--norc", "-f", "json", "-x", "-e", "SC1091,SC2194,SC2050,SC2154,SC2157"];
 /** Deadline of one smoke.sh run, in milliseconds. */
@@ -155,7 +160,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "every bash run: script and the release shell scripts pass shellcheck",
+  name: "every bash run: script, the release scripts and the .ci scripts pass shellcheck",
   ignore: needsTools("shellcheck", "python3"),
   async fn() {
     // shellcheck does report: a canary with an unquoted variable must be flagged.
