@@ -3,6 +3,7 @@ import { isOsError, reason, reasonOfCode, withMessage } from "./errors.ts";
 import type { EventLog } from "./event_log.ts";
 import type { Formatter } from "./format.ts";
 import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
+import { ACCEPT_ERROR_REASONS, type AcceptErrorReason, type Metrics } from "./metrics.ts";
 import type { PrefixSet } from "./prefix_set.ts";
 import { sockaddrAddressBytes } from "./sockaddr.ts";
 import { Throttle } from "./throttle.ts";
@@ -39,6 +40,8 @@ export interface BouncerOptions {
   clock?: () => number;
   /** Milliseconds of a monotonic clock, for report intervals (default `performance.now`). */
   monotonicClock?: () => number;
+  /** Counts what happens, for `--metrics` (default: nothing is counted). */
+  metrics?: Metrics | null;
 }
 
 /** A bound listener, for the Listening line. */
@@ -71,6 +74,7 @@ export class Bouncer implements ConnectionSink {
   #closed = false;
   #ipv6Missing = false;
   #acceptReports: Throttle;
+  #metrics: Metrics | null;
 
   /** Creates a daemon that accepts on `listeners` and writes lines to `lines`. */
   constructor(
@@ -86,6 +90,7 @@ export class Bouncer implements ConnectionSink {
     this.#addresses = options.addresses ?? [];
     this.allowList = options.allowList ?? null;
     this.#clock = options.clock ?? Date.now;
+    this.#metrics = options.metrics ?? null;
     this.#acceptReports = new Throttle(ACCEPT_ERROR_REPORT_INTERVAL_MS, {
       clock: options.monotonicClock ?? (() => performance.now()),
     });
@@ -125,6 +130,7 @@ export class Bouncer implements ConnectionSink {
   /** Serves listeners that systemd passed (already bound); logs a line for each. */
   adopt(listeners: readonly { port: number; scope: string }[]): void {
     this.#bound.push(...listeners);
+    for (const { port } of listeners) this.#metrics?.addPort(port);
     this.#announce();
   }
 
@@ -150,25 +156,31 @@ export class Bouncer implements ConnectionSink {
         : allowList.hasBytes(sockaddrAddressBytes(sockaddr)))
     ) {
       this.ignored++;
+      this.#metrics?.ignored(port);
       return;
     }
     this.connections++;
+    // Canonical IPv4 text has no colon, IPv6 always one (IPv4-mapped clients are IPv4 here).
+    this.#metrics?.connection(port, address.includes(":") ? 6 : 4);
     this.#lines.writeBytes(this.#formatter.connection(this.#clock(), address, srcPort, port));
   }
 
   /** {@inheritDoc ConnectionSink.dropped} */
-  dropped(_port: number): void {
+  dropped(port: number): void {
     this.ignored++;
+    this.#metrics?.ignored(port);
   }
 
   /** {@inheritDoc ConnectionSink.reset} */
-  reset(_port: number): void {
+  reset(port: number): void {
     this.resets++;
+    this.#metrics?.resetBeforeAccept(port);
   }
 
   /** {@inheritDoc ConnectionSink.acceptFailed} */
   acceptFailed(failure: AcceptFailure, _port: number): void {
     this.acceptErrors++;
+    this.#metrics?.acceptError(acceptErrorReason(failure.code));
     // A connection that went away before it was accepted says nothing about the daemon.
     if (failure.kind === "connection") return;
     const count = this.#acceptReports.fail();
@@ -230,6 +242,7 @@ export class Bouncer implements ConnectionSink {
     try {
       const bound = this.#listeners.bind(hostname, port, options);
       this.#bound.push({ port: bound, scope: options.scope });
+      this.#metrics?.addPort(bound);
       return bound;
     } catch (error) {
       throw this.#cannotListen(error, hostname, port);
@@ -249,10 +262,13 @@ export class Bouncer implements ConnectionSink {
   #acceptResumed(): void {
     const count = this.#acceptReports.recover();
     if (count === null) return;
-    this.#log.warn(
-      "error",
-      `Accepting connections again (${count} more failed since the last report)`,
-      { count },
-    );
+    const more = count === 0 ? "" : ` (${count} more failed since the last report)`;
+    this.#log.warn("error", `Accepting connections again${more}`, { count });
   }
+}
+
+/** The metrics reason of an accept failure's errno name: the resource errors, or "other". */
+function acceptErrorReason(code: string): AcceptErrorReason {
+  const name = code.toLowerCase() as AcceptErrorReason;
+  return ACCEPT_ERROR_REASONS.includes(name) ? name : "other";
 }
