@@ -13,6 +13,13 @@ export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 export const MAIN: string = `${ROOT}main.ts`;
 /** Default deadline for waiting on an event, in milliseconds. */
 export const DEADLINE_MS = 10_000;
+/**
+ * The listeners the integration tests run against (`--listener`): the native one exists on
+ * Linux only; the portable one everywhere.
+ */
+export const LISTENERS: readonly ("native" | "portable")[] = Deno.build.os === "linux"
+  ? ["native", "portable"]
+  : ["portable"];
 /** Whether this run is under CI (a missing tool is a failure there, never a skip). */
 export const IN_CI: boolean = Deno.env.get("CI") === "true";
 
