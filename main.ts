@@ -13,6 +13,8 @@ import { createFormatter } from "./lib/format.ts";
 import { type Libc, openLibc, unixDatagramSender } from "./lib/libc.ts";
 import type { ListenerSet } from "./lib/listener_set.ts";
 import { LogWriter } from "./lib/log_writer.ts";
+import { Metrics } from "./lib/metrics.ts";
+import { listenMetrics, type MetricsServer } from "./lib/metrics_server.ts";
 import { NativeListeners } from "./lib/native_listener.ts";
 import { PortableListeners } from "./lib/portable_listener.ts";
 import type { PrefixSet } from "./lib/prefix_set.ts";
@@ -76,8 +78,10 @@ async function dropPermissions({ keepRead }: { keepRead: boolean }): Promise<voi
   await Deno.permissions.revoke({ name: "ffi" });
   // systemd's variables were read and unset.
   await Deno.permissions.revoke({ name: "env" });
-  // Reading is needed only to reload --ignore-file on SIGHUP. Writing stays: SIGHUP reopens
-  // the log file by path (Deno cannot narrow a global grant to one path at run time).
+  // Reading is needed to reload --ignore-file on SIGHUP, and to check that the log path is
+  // still a regular file before it is reopened (a FIFO there would block the daemon). Writing
+  // stays: SIGHUP reopens the log file by path (Deno cannot narrow a grant to one path at run
+  // time).
   if (!keepRead) await Deno.permissions.revoke({ name: "read" });
 }
 
@@ -188,7 +192,14 @@ async function serve(
   }
   const config = invocation.config;
   const addressConfig = await loadAddressConfig(config);
-  const writer = new LogWriter(config.logFile, { report: options.stderr });
+  const metrics = config.metrics === null
+    ? null
+    : new Metrics({ version: VERSION, clock: options.clock });
+  metrics?.allowListSize(addressConfig.allowList?.size ?? 0);
+  const writer = new LogWriter(config.logFile, {
+    report: options.stderr,
+    metrics: metrics ?? undefined,
+  });
   const formatter = createFormatter(config.format);
   const clock = options.clock ?? Date.now;
   const log = new EventLog(writer, formatter, { clock });
@@ -208,6 +219,7 @@ async function serve(
       family: config.family,
       addresses: addressConfig.addresses,
       allowList: addressConfig.allowList,
+      metrics,
     });
     const stop = () => {
       notifier?.notify({ STOPPING: "1" });
@@ -216,26 +228,36 @@ async function serve(
     const signals: [Deno.Signal, () => void][] = [
       ["SIGTERM", stop],
       ["SIGINT", stop],
-      ["SIGHUP", () => reload(server, writer, { log, addressConfig, config })],
+      ["SIGHUP", () => reload(server, writer, { log, addressConfig, config, metrics })],
     ];
     // Before listening: a signal right after the Listening line must not find the default action.
     for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+    let metricsServer: MetricsServer | null = null;
+    let metricsServed: Promise<void> | undefined;
     try {
       if (listenFds !== null) adoptListenFds(server, listeners, listenFds);
       if (config.ports.length > 0) server.listen(config.ports);
-      await (options.dropPermissions ?? dropPermissions)({ keepRead: config.ignoreFile !== null });
+      if (metrics !== null && config.metrics !== null) {
+        metricsServer = listenMetrics(config.metrics, metrics, { log });
+      }
+      await (options.dropPermissions ?? dropPermissions)({
+        keepRead: config.ignoreFile !== null || writer.path !== null,
+      });
       notifier?.notify({ READY: "1" });
       const interval = notifier?.watchdogIntervalMs ?? null;
       if (interval !== null) {
         // From the event loop: a loop that is stuck sends nothing, and systemd restarts it.
         timers.push(setInterval(() => notifier?.notify({ WATCHDOG: "1" }), interval));
       }
+      metricsServed = metricsServer?.serve();
       await options.onReady?.();
       await server.serve();
     } finally {
       for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
       for (const timer of timers) clearInterval(timer);
       server.close();
+      metricsServer?.close();
+      await metricsServed;
     }
     log.info("stopped", stoppedMessage(server, config), {
       count: server.connections,
@@ -265,13 +287,19 @@ function adoptListenFds(server: Bouncer, listeners: ListenerSet, fds: ListenFd[]
 function reload(
   server: Bouncer,
   writer: LogWriter,
-  { log, addressConfig, config }: { log: EventLog; addressConfig: AddressConfig; config: Config },
+  { log, addressConfig, config, metrics }: {
+    log: EventLog;
+    addressConfig: AddressConfig;
+    config: Config;
+    metrics: Metrics | null;
+  },
 ): void {
   writer.reopen();
   if (addressConfig.reload === null) return;
   try {
     const allowList = addressConfig.reload();
     server.allowList = allowList.size > 0 ? allowList : null;
+    metrics?.allowListSize(allowList.size);
     log.info(
       "reloaded",
       `Reloaded "${config.ignoreFile}": ${plural(allowList.size, "prefix", "prefixes")}`,

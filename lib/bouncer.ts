@@ -262,8 +262,11 @@ export class Bouncer implements ConnectionSink {
   #acceptResumed(): void {
     const count = this.#acceptReports.recover();
     if (count === null) return;
-    const more = count === 0 ? "" : ` (${count} more failed since the last report)`;
-    this.#log.warn("error", `Accepting connections again${more}`, { count });
+    this.#log.warn(
+      "error",
+      `Accepting connections again (${count} more failed since the last report)`,
+      { count },
+    );
   }
 }
 

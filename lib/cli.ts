@@ -295,7 +295,8 @@ export function parseMetricsAddress(text: string): { hostname: string; port: num
     throw fail("not an IP address (host names are never resolved)");
   }
   const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw fail("port must be 1-65535");
+  // 0: the system picks a port, announced in the "Serving metrics" line (as with -p 0).
+  if (!(port >= 0 && port <= 65535)) throw fail("port must be 0-65535");
   return { hostname, port };
 }
 

@@ -25,8 +25,20 @@ export interface WriteTarget {
   close(): void;
 }
 
+/** Counters of the log target (lib/metrics.ts's `Metrics` in production). */
+export interface LogWriterMetrics {
+  /** Counts a failed write. */
+  writeFailure(): void;
+  /** Counts lines dropped because the target failed. */
+  droppedLines(count: number): void;
+  /** Counts a reopen of the log file. */
+  reopen(): void;
+}
+
 /** Options of {@linkcode LogWriter}. */
 export interface LogWriterOptions {
+  /** Counts failed writes, dropped lines and reopens (default: none). */
+  metrics?: LogWriterMetrics;
   /** Receives one-line reports about the log target itself (default: `console.error`). */
   report?: (message: string) => void;
   /** Milliseconds since the epoch (default: `Date.now`). */
@@ -76,6 +88,7 @@ export class LogWriter {
   #drops: Throttle;
   #report: (message: string) => void;
   #open: (path: string) => WriteTarget;
+  #metrics: LogWriterMetrics | null;
 
   /** Opens the target: the file at `path`, or standard error for `null`. */
   constructor(path: string | null, options: LogWriterOptions = {}) {
@@ -83,6 +96,7 @@ export class LogWriter {
     this.#report = options.report ?? console.error;
     this.#drops = new Throttle(WRITE_ERROR_REPORT_INTERVAL_MS, { clock: options.clock });
     this.#open = options.open ?? openLogFile;
+    this.#metrics = options.metrics ?? null;
     this.#target = path === null ? Deno.stderr : this.#open(path);
   }
 
@@ -134,9 +148,11 @@ export class LogWriter {
       this.#carry = null;
       this.dropped++;
       this.#drops.pending++;
+      this.#metrics?.droppedLines(1);
     }
     this.#target.close();
     this.#target = target;
+    this.#metrics?.reopen();
   }
 
   /** Finishes a line cut short if it can, and closes the file. */
@@ -159,6 +175,8 @@ export class LogWriter {
     }
     const lost = countLines(bytes, rest);
     this.dropped += lost;
+    this.#metrics?.writeFailure();
+    if (lost > 0) this.#metrics?.droppedLines(lost);
     const count = this.#drops.fail(lost);
     if (count !== null) {
       this.#report(

@@ -5,6 +5,8 @@
  * deadline and a size bound, and the number of connections is bounded, so clients that hang,
  * flood or send garbage cost little and never stall the honeypot's accept loop.
  */
+import { isOsError, reason, withMessage } from "./errors.ts";
+import type { EventLog } from "./event_log.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 
 /** The largest request head (request line and headers) read, in bytes; more is answered 431. */
@@ -64,6 +66,51 @@ const REASONS: Record<number, string> = {
   431: "Request Header Fields Too Large",
 };
 const encoder = new TextEncoder();
+
+/** Whether `hostname` (canonical IP text) is a loopback address: 127.0.0.0/8 or ::1. */
+export function isLoopback(hostname: string): boolean {
+  return /^127\./.test(hostname) || hostname === "::1" ||
+    /^::ffff:(127\.|7f[0-9a-f]{2}:)/.test(hostname);
+}
+
+/**
+ * Binds the endpoint on `address` (port 0: the system picks one) and logs where it serves, with
+ * a warning if the address is not a loopback one. Call it before the network permission is
+ * dropped; serving needs none.
+ *
+ * @throws {Error} of the OS error's class, naming the address and the reason.
+ */
+export function listenMetrics(
+  address: { hostname: string; port: number },
+  source: MetricsSource,
+  options: MetricsServerOptions & { log: Pick<EventLog, "info" | "warn"> },
+): MetricsServer {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
+  } catch (error) {
+    if (!isOsError(error)) throw error;
+    throw withMessage(
+      error,
+      `Cannot serve metrics on "${address.hostname}" port "${address.port}": ${reason(error)}`,
+    );
+  }
+  const server = new MetricsServer(listener, source, options);
+  const { hostname, port } = server.addr;
+  options.log.info("metrics", `Serving metrics on ${hostname} port ${port}`, {
+    address: hostname,
+    port,
+  });
+  if (!isLoopback(hostname)) {
+    options.log.warn(
+      "warning",
+      `Serving metrics on ${hostname}, not a loopback address: whoever reaches port ${port} ` +
+        "can read them",
+      { address: hostname, port },
+    );
+  }
+  return server;
+}
 
 /** Serves `/metrics` from a source on an already-bound listener, until {@linkcode close}. */
 export class MetricsServer {

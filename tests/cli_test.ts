@@ -80,6 +80,11 @@ Deno.test("parseArgs() takes values glued on, after '=', and starting with '-'",
     hostname: "127.0.0.1",
     port: 65535,
   });
+  // Port 0: the system picks one, as with -p 0.
+  assert.deepEqual(config(["-p", "1", "--metrics", "[::1]:0"]).metrics, {
+    hostname: "::1",
+    port: 0,
+  });
   // "--" ends the options.
   assert.deepEqual(config(["-p", "1", "--"]).ports, [1]);
 });
@@ -206,20 +211,16 @@ const BAD_INPUTS: [string[], string][] = [
     'Cannot serve metrics on "127.1:9100": not an IP address (host names are never resolved)',
   ],
   [
-    ["-p", "22", "--metrics", "127.0.0.1:0"],
-    'Cannot serve metrics on "127.0.0.1:0": port must be 1-65535',
-  ],
-  [
     ["-p", "22", "--metrics", "127.0.0.1:65536"],
-    'Cannot serve metrics on "127.0.0.1:65536": port must be 1-65535',
+    'Cannot serve metrics on "127.0.0.1:65536": port must be 0-65535',
   ],
   [
     ["-p", "22", "--metrics", "127.0.0.1:"],
-    'Cannot serve metrics on "127.0.0.1:": port must be 1-65535',
+    'Cannot serve metrics on "127.0.0.1:": port must be 0-65535',
   ],
   [
     ["-p", "22", "--metrics", "[::1]:+80"],
-    'Cannot serve metrics on "[::1]:+80": port must be 1-65535',
+    'Cannot serve metrics on "[::1]:+80": port must be 0-65535',
   ],
   // Control characters are escaped, so they cannot drive the terminal or cut the message.
   [["-p", "\x1b[31m"], 'Cannot listen on port "\\x1b[31m": value must be 0-65535'],
