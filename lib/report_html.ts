@@ -5,13 +5,10 @@
 import type { Bucket, SourceRow, Summary } from "./report_stats.ts";
 import { formatCount, formatPorts } from "./report_text.ts";
 
-/** Width of the chart over time in SVG units (it scales to the page). */
-const CHART_WIDTH = 960;
-const CHART_HEIGHT = 240;
-/** Room for the axis labels inside the chart. */
-const CHART_MARGIN = { top: 12, right: 12, bottom: 28, left: 56 };
-/** Height of one bar in the ports chart. */
-const PORT_BAR_HEIGHT = 26;
+/** Width of one bar of the chart over time in SVG units (the chart stretches to the page). */
+const BUCKET_WIDTH = 10;
+/** Height of the charts' SVG coordinate system; CSS sets the size on the page. */
+const CHART_UNITS = 100;
 
 const ESCAPES: Record<string, string> = {
   "&": "&amp;",
@@ -45,12 +42,21 @@ h2 { font-size: 1.1rem; margin: 0 0 12px; }
 .card b { display: block; font-size: 1.6rem; font-variant-numeric: tabular-nums; }
 .card span { color: var(--muted); font-size: .85rem; }
 section { padding: 16px; margin-bottom: 16px; }
-svg { display: block; width: 100%; height: auto; }
-svg text { fill: var(--muted); font: 12px system-ui, -apple-system, "Segoe UI", Roboto,
-  "DejaVu Sans", sans-serif; }
+svg { display: block; }
 svg .bar { fill: var(--accent); }
 svg .grid { stroke: var(--line); stroke-width: 1; }
-svg .label { fill: var(--text); }
+.chart { display: grid; grid-template-columns: auto 1fr; column-gap: 8px; }
+.chart svg { width: 100%; height: 220px; }
+.y-axis { display: flex; flex-direction: column; justify-content: space-between; text-align: right;
+  color: var(--muted); font-size: .75rem; line-height: 1; font-variant-numeric: tabular-nums; }
+.x-axis { grid-column: 2; display: flex; justify-content: space-between; gap: 8px;
+  color: var(--muted); font-size: .75rem; margin-top: 6px; }
+.hbar { display: grid; grid-template-columns: 4.5em 1fr 5em; align-items: center; gap: 10px;
+  margin: 6px 0; font-variant-numeric: tabular-nums; }
+.hbar .key { text-align: right; font-weight: 600; }
+.hbar .value { color: var(--muted); font-size: .85rem; }
+.hbar svg { width: 100%; height: 18px; }
+@media (max-width: 600px) { .chart svg { height: 160px; } }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; white-space: nowrap; }
 th, td { padding: 6px 10px; text-align: left; border-bottom: 1px solid var(--line); }
@@ -70,84 +76,65 @@ function card(value: number, label: string): string {
   return `<div class="card"><b>${formatCount(value)}</b><span>${escapeHtml(label)}</span></div>`;
 }
 
-/** A bar chart of connections over time as inline SVG. */
-function timelineSvg(summary: Summary): string {
+/**
+ * A bar chart of connections over time: the bars in inline SVG stretched to the width of the
+ * page, the axis labels in HTML, so that they stay readable on a phone.
+ */
+function timelineChart(summary: Summary): string {
   const buckets: Bucket[] = summary.buckets;
   const max = Math.max(1, ...buckets.map((bucket) => bucket.connections));
-  const { top, right, bottom, left } = CHART_MARGIN;
-  const plotWidth = CHART_WIDTH - left - right;
-  const plotHeight = CHART_HEIGHT - top - bottom;
-  const step = plotWidth / buckets.length;
-  const gap = step > 4 ? Math.min(2, step * 0.2) : 0;
+  const width = buckets.length * BUCKET_WIDTH;
+  const gap = buckets.length > 200 ? 0 : BUCKET_WIDTH * 0.15;
   const label = (ms: number) =>
     summary.unit === "hour"
       ? summary.zone.dateTime(ms).slice(0, 13) + ":00"
       : summary.zone.date(ms);
   const parts: string[] = [];
   for (const fraction of [0, 0.5, 1]) {
-    const y = top + plotHeight * (1 - fraction);
+    const y = CHART_UNITS * (1 - fraction);
     parts.push(
-      `<line class="grid" x1="${left}" x2="${CHART_WIDTH - right}" y1="${y}" y2="${y}"/>`,
-      `<text x="${left - 8}" y="${y + 4}" text-anchor="end">${
-        formatCount(Math.round(max * fraction))
-      }</text>`,
+      `<line class="grid" x1="0" x2="${width}" y1="${y}" y2="${y}" ` +
+        `vector-effect="non-scaling-stroke"/>`,
     );
   }
   buckets.forEach((bucket, i) => {
     if (bucket.connections === 0) return;
-    const height = Math.max(1, bucket.connections / max * plotHeight);
-    const x = left + i * step + gap / 2;
+    const height = Math.max(0.5, bucket.connections / max * CHART_UNITS);
     parts.push(
-      `<rect class="bar" x="${x.toFixed(2)}" y="${(top + plotHeight - height).toFixed(2)}" ` +
-        `width="${(step - gap).toFixed(2)}" height="${height.toFixed(2)}">` +
+      `<rect class="bar" x="${i * BUCKET_WIDTH + gap / 2}" y="${
+        (CHART_UNITS - height).toFixed(2)
+      }" width="${BUCKET_WIDTH - gap}" height="${height.toFixed(2)}">` +
         `<title>${escapeHtml(label(bucket.start))}: ${
           formatCount(bucket.connections)
         }</title></rect>`,
     );
   });
-  const ticks = buckets.length === 1
-    ? [0]
-    : [0, Math.floor((buckets.length - 1) / 2), buckets.length - 1];
-  const anchors = ["start", "middle", "end"];
-  [...new Set(ticks)].forEach((index, i) => {
-    const x = index === 0
-      ? left
-      : index === buckets.length - 1
-      ? CHART_WIDTH - right
-      : left + (index + 0.5) * step;
-    parts.push(
-      `<text x="${x.toFixed(2)}" y="${CHART_HEIGHT - 8}" text-anchor="${
-        buckets.length === 1 ? "start" : anchors[i]
-      }">${escapeHtml(label(buckets[index].start))}</text>`,
-    );
-  });
-  return `<svg id="timeline" viewBox="0 0 ${CHART_WIDTH} ${CHART_HEIGHT}" role="img" ` +
-    `aria-label="Connections per ${summary.unit}">${parts.join("")}</svg>`;
+  const first = buckets[0].start;
+  const middle = buckets[Math.floor((buckets.length - 1) / 2)].start;
+  const last = buckets[buckets.length - 1].start;
+  const ticks = buckets.length < 3 ? [first, last] : [first, middle, last];
+  return `<div class="chart"><div class="y-axis"><span>${formatCount(max)}</span><span>${
+    formatCount(Math.round(max / 2))
+  }</span><span>0</span></div>` +
+    `<svg id="timeline" viewBox="0 0 ${width} ${CHART_UNITS}" preserveAspectRatio="none" ` +
+    `role="img" aria-label="Connections per ${summary.unit}">${parts.join("")}</svg>` +
+    `<div class="x-axis">${
+      [...new Set(ticks)].map((ms) => `<span>${escapeHtml(label(ms))}</span>`).join("")
+    }</div></div>`;
 }
 
-/** Horizontal bars of connections per port as inline SVG. */
-function portsSvg(summary: Summary): string {
-  const rows = summary.ports;
-  const max = Math.max(1, ...rows.map((row) => row.connections));
-  const labelWidth = 70;
-  const countWidth = 90;
-  const barWidth = CHART_WIDTH - labelWidth - countWidth;
-  const height = rows.length * PORT_BAR_HEIGHT;
-  const parts = rows.map((row, i) => {
-    const y = i * PORT_BAR_HEIGHT;
-    const width = Math.max(2, row.connections / max * barWidth);
-    return `<text class="label" x="${labelWidth - 10}" y="${
-      y + 17
-    }" text-anchor="end">${row.port}</text>` +
-      `<rect class="bar" x="${labelWidth}" y="${y + 4}" width="${width.toFixed(2)}" height="${
-        PORT_BAR_HEIGHT - 8
-      }" rx="3"><title>port ${row.port}: ${formatCount(row.connections)}</title></rect>` +
-      `<text x="${(labelWidth + width + 8).toFixed(2)}" y="${y + 17}">${
-        formatCount(row.connections)
-      }</text>`;
+/** Connections per port: one row each, the bar in inline SVG, the numbers in HTML. */
+function portsChart(summary: Summary): string {
+  const max = Math.max(1, ...summary.ports.map((row) => row.connections));
+  const rows = summary.ports.map((row) => {
+    const width = Math.max(0.5, row.connections / max * CHART_UNITS).toFixed(2);
+    return `<div class="hbar"><span class="key">${row.port}</span>` +
+      `<svg viewBox="0 0 ${CHART_UNITS} 10" preserveAspectRatio="none" role="img" ` +
+      `aria-label="port ${row.port}: ${formatCount(row.connections)}">` +
+      `<rect class="bar port" width="${width}" height="10"/></svg>` +
+      `<span class="value">${formatCount(row.connections)}</span></div>`;
   });
-  return `<svg id="ports-chart" viewBox="0 0 ${CHART_WIDTH} ${height}" role="img" ` +
-    `aria-label="Connections per port">${parts.join("")}</svg>`;
+  return `<div id="ports-chart">${rows.join("")}</div>`;
 }
 
 function sourceTable(summary: Summary, rows: SourceRow[], networks: boolean, id: string): string {
@@ -209,8 +196,8 @@ export function formatHtmlReport(summary: Summary): string {
   const sections: string[] = [];
   if (summary.connections > 0) {
     sections.push(
-      `<section><h2>Connections per ${summary.unit}</h2>${timelineSvg(summary)}</section>`,
-      `<section><h2>Ports</h2>${portsSvg(summary)}${
+      `<section><h2>Connections per ${summary.unit}</h2>${timelineChart(summary)}</section>`,
+      `<section><h2>Ports</h2>${portsChart(summary)}${
         summary.portCount > summary.ports.length
           ? `<p class="note">and ${
             formatCount(summary.portCount - summary.ports.length)
