@@ -177,13 +177,14 @@ export interface Notifier {
 /**
  * A notifier for this process, or `null` when it does not run under a service manager that
  * listens (`NOTIFY_SOCKET` unset). Reads and unsets `NOTIFY_SOCKET`, `WATCHDOG_USEC` and
- * `WATCHDOG_PID`; `sender` sends the datagrams.
+ * `WATCHDOG_PID`; `sender` sends the datagrams. Pass a function to make the sender only when
+ * there is a socket to notify: a unit without `Type=notify` may forbid `AF_UNIX` sockets.
  *
  * @throws {SystemdEnvironmentError} when a variable is malformed.
  */
 export function createNotifier(
   env: Environment,
-  sender: DatagramSender,
+  sender: DatagramSender | (() => DatagramSender),
   { pid }: { pid: number },
 ): Notifier | null {
   const socket = env.get("NOTIFY_SOCKET");
@@ -191,8 +192,9 @@ export function createNotifier(
   const watchdogIntervalMs = takeWatchdogInterval(env, { pid });
   if (socket === undefined) return null;
   const address = encodeNotifyAddress(socket);
+  const { sendDatagram } = typeof sender === "function" ? sender() : sender;
   return {
     watchdogIntervalMs,
-    notify: (fields) => sender.sendDatagram(address, notifyMessage(fields)),
+    notify: (fields) => sendDatagram(address, notifyMessage(fields)),
   };
 }

@@ -156,3 +156,15 @@ Deno.test("systemd notify: the notifier sends each message to NOTIFY_SOCKET's ad
   assert.equal(createNotifier(fakeEnv({}), sender, { pid: PID }), null);
   assert.equal(sent.length, 2);
 });
+
+Deno.test("systemd notify: a sender factory is called only when NOTIFY_SOCKET is set", () => {
+  let made = 0;
+  const factory = () => {
+    made++;
+    return { sendDatagram: () => {} };
+  };
+  assert.equal(createNotifier(fakeEnv({ WATCHDOG_USEC: "1000000" }), factory, { pid: PID }), null);
+  assert.equal(made, 0);
+  assert.ok(createNotifier(fakeEnv({ NOTIFY_SOCKET: "@x" }), factory, { pid: PID }));
+  assert.equal(made, 1);
+});
