@@ -197,7 +197,7 @@ async function serve(
     : new Metrics({ version: VERSION, clock: options.clock });
   metrics?.allowListSize(addressConfig.allowList?.size ?? 0);
   const writer = new LogWriter(config.logFile, {
-    report: options.stderr,
+    report: (message) => options.stderr(errorLine(message)),
     metrics: metrics ?? undefined,
   });
   const formatter = createFormatter(config.format);

@@ -107,12 +107,14 @@ export class PortableListeners implements ListenerSet {
           if (idle !== null) return; // drained
           continue; // stopping: drain what waits
         }
-        pending = listener.accept();
         if ("error" in result) {
+          // The next accept only after the back-off: one that runs meanwhile fails again at
+          // once, and Deno itself can panic when it finds no free descriptor.
           if (!await this.#failed(result.error, port, sink)) return;
-          continue;
+        } else {
+          this.#handle(result.conn, port, sink);
         }
-        this.#handle(result.conn, port, sink);
+        pending = listener.accept();
       }
     } finally {
       closeListener(listener);
