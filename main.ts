@@ -211,7 +211,7 @@ async function serve(
       load: options.openLibc ?? openLibc,
       activated: listenFds !== null,
     });
-    if (libc !== null) notifier = createNotifier(env, unixDatagramSender(libc), { pid });
+    if (libc !== null) notifier = createNotifier(env, () => unixDatagramSender(libc), { pid });
     const server = new Bouncer(listeners, writer, {
       formatter,
       log,

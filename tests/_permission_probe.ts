@@ -26,6 +26,9 @@ const code = await main(args, {
       read: await attempt(() => Deno.readTextFile(file)),
       env: await attempt(() => Promise.resolve(Deno.env.get("HOME"))),
       run: await attempt(() => new Deno.Command("true").output()),
+      ffi: await attempt(() =>
+        Promise.resolve(Deno.dlopen("libc.so.6", { getpid: { parameters: [], result: "i32" } }))
+      ),
     };
     console.log(JSON.stringify(results));
   },
