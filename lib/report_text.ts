@@ -119,6 +119,8 @@ function chart(style: Style, summary: Summary): string[] {
   const per = perColumn === 1 ? `per ${unit}` : `per ${perColumn} ${unit}s`;
   const lines = ["", style.bold(`Connections ${per}`)];
   const width = formatCount(max).length;
+  // Few bars are drawn wider, up to three characters each.
+  const barWidth = Math.max(1, Math.min(3, Math.floor(CHART_COLUMNS / columns.length)));
   for (let row = CHART_ROWS - 1; row >= 0; row--) {
     let text = "";
     for (const column of columns) {
@@ -126,7 +128,7 @@ function chart(style: Style, summary: Summary): string[] {
       const eighths = column.connections === 0
         ? 0
         : Math.max(1, Math.round(column.connections / max * CHART_ROWS * 8));
-      text += BLOCKS[Math.min(8, Math.max(0, eighths - row * 8))];
+      text += BLOCKS[Math.min(8, Math.max(0, eighths - row * 8))].repeat(barWidth);
     }
     const axis = row === CHART_ROWS - 1 ? formatCount(max) : row === 0 ? "0" : "";
     lines.push(`  ${axis.padStart(width)} ${style.dim("│")}${style.bar(text.trimEnd())}`);
@@ -136,7 +138,7 @@ function chart(style: Style, summary: Summary): string[] {
   const firstLabel = label(columns[0].start);
   const lastLabel = label(columns[columns.length - 1].start);
   const pad = " ".repeat(width + 4);
-  const gap = columns.length - firstLabel.length - lastLabel.length;
+  const gap = columns.length * barWidth - firstLabel.length - lastLabel.length;
   lines.push(
     style.dim(
       columns.length === 1
