@@ -22,10 +22,13 @@ const PRIVILEGE_HINT = "ports below 1024 need privileges: run as root, give the 
   'capability with "setcap cap_net_bind_service=+ep", or use systemd\'s ' +
   '"AmbientCapabilities=CAP_NET_BIND_SERVICE"';
 
+/** Room for the connection lines of one round of accepts; a fuller round writes more often. */
+export const LINE_BATCH_BYTES = 64 * 1024;
+
 /** Where connection lines go: lib/log_writer.ts's `LogWriter` in production. */
 export interface ConnectionLineWriter {
-  /** Takes one complete line as UTF-8 (the buffer may be reused once this returns). */
-  writeBytes(line: Uint8Array): void;
+  /** Takes complete lines as UTF-8 (the buffer may be reused once this returns). */
+  writeBytes(lines: Uint8Array): void;
 }
 
 /** Options of {@linkcode Bouncer}. */
@@ -74,6 +77,9 @@ export class Bouncer implements ConnectionSink {
   #closed = false;
   #ipv6Missing = false;
   #acceptReports: Throttle;
+  /** The lines of this round of accepts, written with one system call by {@linkcode flush}. */
+  #batch = new Uint8Array(LINE_BATCH_BYTES);
+  #batchLength = 0;
   #metrics: Metrics | null;
 
   /** Creates a daemon that accepts on `listeners` and writes lines to `lines`. */
@@ -162,7 +168,18 @@ export class Bouncer implements ConnectionSink {
     this.connections++;
     // Canonical IPv4 text has no colon, IPv6 always one (IPv4-mapped clients are IPv4 here).
     this.#metrics?.connection(port, address.includes(":") ? 6 : 4);
-    this.#lines.writeBytes(this.#formatter.connection(this.#clock(), address, srcPort, port));
+    const line = this.#formatter.connection(this.#clock(), address, srcPort, port);
+    if (this.#batchLength + line.length > LINE_BATCH_BYTES) this.flush();
+    this.#batch.set(line, this.#batchLength);
+    this.#batchLength += line.length;
+  }
+
+  /** {@inheritDoc ConnectionSink.flush} */
+  flush(): void {
+    if (this.#batchLength === 0) return;
+    // The lines are in the log before this turn of the event loop ends.
+    this.#lines.writeBytes(this.#batch.subarray(0, this.#batchLength));
+    this.#batchLength = 0;
   }
 
   /** {@inheritDoc ConnectionSink.dropped} */
@@ -185,6 +202,7 @@ export class Bouncer implements ConnectionSink {
     if (failure.kind === "connection") return;
     const count = this.#acceptReports.fail();
     if (count === null) return;
+    this.flush(); // lines in the order of events
     this.#log.error(
       "error",
       `Cannot accept connections: ${reasonOfCode(failure.code)} (${count} failed since the ` +
@@ -262,11 +280,9 @@ export class Bouncer implements ConnectionSink {
   #acceptResumed(): void {
     const count = this.#acceptReports.recover();
     if (count === null) return;
-    this.#log.warn(
-      "error",
-      `Accepting connections again (${count} more failed since the last report)`,
-      { count },
-    );
+    this.flush();
+    const more = count === 0 ? "" : ` (${count} more failed since the last report)`;
+    this.#log.warn("error", `Accepting connections again${more}`, { count });
   }
 }
 

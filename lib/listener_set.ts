@@ -29,6 +29,8 @@ export interface ConnectionSink {
   reset(port: number): void;
   /** An accept failed. */
   acceptFailed(failure: AcceptFailure, port: number): void;
+  /** Writes the lines of the connections accepted so far (at the end of each round of accepts). */
+  flush(): void;
   /** Waits before accepting again after a failure that is not a single connection's. */
   backOff(): Promise<void>;
 }

@@ -40,6 +40,8 @@ import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.
 export const LISTEN_BACKLOG = 4096;
 /** The most connections accepted from one listener before the others get their turn. */
 export const ACCEPT_BATCH = 256;
+/** Rounds of events taken without waiting before the event loop gets a turn. */
+const POLLS_BEFORE_YIELD = 16;
 /** The most ready descriptors one epoll_wait returns. */
 const MAX_EVENTS = 64;
 /** The epoll data that marks the wake-up eventfd (listeners use their index). */
@@ -189,8 +191,17 @@ export class NativeListeners implements ListenerSet {
       };
       add(this.#wake, WAKE);
       this.#fds.forEach((fd, index) => add(fd, index));
+      let polls = 0;
       while (!this.#closing) {
-        const count = await symbols.epoll_wait(epoll, events, MAX_EVENTS, -1);
+        // Ready events are taken on this thread; the wait off it only when there are none, and
+        // every POLLS_BEFORE_YIELD rounds, so that signals and timers get their turn.
+        let count = ++polls < POLLS_BEFORE_YIELD
+          ? symbols.epoll_poll(epoll, events, MAX_EVENTS, 0)
+          : 0;
+        if (count <= 0) {
+          polls = 0;
+          count = await symbols.epoll_wait(epoll, events, MAX_EVENTS, -1);
+        }
         // epoll_wait fails only on EINTR here (its errno lives on another thread): wait again.
         let backOff = false;
         for (let i = 0; i < count; i++) {
@@ -198,6 +209,7 @@ export class NativeListeners implements ListenerSet {
           if (data === WAKE) continue;
           if (!this.#acceptBatch(data, sink, ACCEPT_BATCH)) backOff = true;
         }
+        sink.flush();
         if (backOff && !this.#closing) await sink.backOff();
       }
       // Stopping: the connections already in the queues were accepted by the kernel, so they
@@ -205,6 +217,7 @@ export class NativeListeners implements ListenerSet {
       for (let index = 0; index < this.#fds.length; index++) {
         this.#acceptBatch(index, sink, Infinity);
       }
+      sink.flush();
     } finally {
       symbols.close(epoll);
       if (this.#wake !== -1) symbols.close(this.#wake);

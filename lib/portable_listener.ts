@@ -134,6 +134,8 @@ export class PortableListeners implements ListenerSet {
       return;
     }
     sink.connection(mapped ? hostname.slice(MAPPED_PREFIX.length) : hostname, srcPort, port, null);
+    // Deno accepts one connection per listener and turn: there is no round to batch.
+    sink.flush();
   }
 
   /** Handles a failed accept; false if the listener is gone. */

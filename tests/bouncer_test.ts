@@ -157,6 +157,7 @@ Deno.test("Bouncer reports resource failures at most once a second with a count;
   now += 1_000;
   sink.acceptFailed({ kind: "resource", code: "EMFILE" }, 22); // the 49 and this one
   sink.connection("192.0.2.1", 1, 22, null); // recovery, told at once
+  sink.flush();
   server.close();
   await served;
   const reports = events().filter((e) => e.event === "error").map((e) => e.message);
@@ -189,6 +190,9 @@ Deno.test("Bouncer checks the allow-list on address bytes (native) or text (port
   sink.connection("2001:db9::1", 5, 22, null);
   sink.dropped(22);
   sink.reset(22);
+  // The lines of a round of accepts are written together, at its end.
+  assert.deepEqual(events().filter((e) => e.event === "connection"), []);
+  sink.flush();
   server.close();
   await served;
   const logged = events().filter((e) => e.event === "connection").map((e) => e.src_ip);
