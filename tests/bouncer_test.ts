@@ -64,7 +64,8 @@ function bouncerOn(
     allowList: options.allowList,
     monotonicClock: options.monotonic,
   });
-  const events = () => lines.map((line) => JSON.parse(line));
+  const events = () =>
+    lines.join("").trimEnd().split("\n").filter(Boolean).map((line) => JSON.parse(line));
   return { server, events };
 }
 
