@@ -18,9 +18,11 @@ import {
   MAIN,
   needsTools,
   productionRunArgs,
+  readOrEmpty,
   ROOT,
   run,
   startProgram,
+  waitFor,
   withTempDir,
 } from "./_util.ts";
 
@@ -432,6 +434,13 @@ for (const format of ["text", "json"] as const) {
           await knocks(["127.0.0.1", "127.0.0.1", "127.0.0.2", "::1"]);
           await rotate();
           await knocks(["127.0.0.3", "127.0.0.1", "::1"]);
+          // notifempty: the next rotation needs a connection line in the new file, which the
+          // program writes to once it has handled the SIGHUP; until then lines go to the old one.
+          await waitFor("a connection line in the reopened log", async () => {
+            if (/Connection from|"event":"connection"/.test(readOrEmpty(logFile))) return true;
+            await knocks(["127.0.0.3"]);
+            return false;
+          });
           await rotate();
           await knocks(["127.0.0.2", "127.0.0.2"]);
         } finally {
