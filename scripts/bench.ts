@@ -1,14 +1,17 @@
 /**
- * The project's benchmark: `deno task bench [--connections N] [--concurrency C] [--samples S]`.
+ * The project's benchmark:
+ * `deno task bench [--connections N] [--concurrency C] [--samples S] [--allow-list N]`.
  *
  * Starts net-bouncer exactly as `deno task start` does (same flags), drives it over loopback with
  * concurrent clients, then measures sequential connect-to-line latency, and prints
  * connections/s, p50/p99 latency, server CPU µs per connection and RSS as a table and as one JSON
- * line (for tracking across versions). A benchmark, not a test: nothing is asserted. Linux only
+ * line (for tracking across versions). With `--allow-list N` the program runs with an allow-list
+ * of N prefixes that no client matches, so the lookup is on every connection's path: compare
+ * `cpu_us_per_connection` across sizes. A benchmark, not a test: nothing is asserted. Linux only
  * (CPU and memory come from /proc). For the comparison with a C server, see
  * ../shared/bench/compare.sh.
  */
-import { Command } from "commander";
+import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 
 /** Connections in the throughput run, by default. */
@@ -17,6 +20,8 @@ export const DEFAULT_CONNECTIONS = 50_000;
 export const DEFAULT_CONCURRENCY = 64;
 /** Sequential connections timed for latency, by default. */
 export const DEFAULT_SAMPLES = 1_000;
+/** Prefixes in the allow-list, by default (none). */
+export const DEFAULT_ALLOW_LIST = 0;
 /** How long the whole run may take before it gives up, in milliseconds. */
 const DEADLINE_MS = 300_000;
 
@@ -54,6 +59,21 @@ async function knock(port: number): Promise<void> {
   }
 }
 
+/** `count` random /24 and /48 prefixes, none of them in 127.0.0.0/8 or ::1 (the clients). */
+function prefixes(count: number): string {
+  let seed = 1;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      i % 2 === 0
+        ? `${1 + random(126)}.${random(256)}.${random(256)}.0/24`
+        : `2001:${random(0x10000).toString(16)}:${random(0x10000).toString(16)}::/48`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
 function progress(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`\r${text}\x1b[K`));
 }
@@ -72,15 +92,19 @@ async function waitUntil(check: () => boolean, what: string): Promise<void> {
 
 /** Runs the benchmark and prints the results. */
 export async function bench(
-  options: { connections: number; concurrency: number; samples: number },
+  options: { connections: number; concurrency: number; samples: number; allowList: number },
 ): Promise<Record<string, number | string>> {
   const dir = await Deno.makeTempDir({ prefix: "net-bouncer-bench-" });
   const log = `${dir}/bench.log`;
+  const allowList = options.allowList > 0 ? [`--ignore-file`, `${dir}/allow-list`] : [];
+  if (options.allowList > 0) {
+    Deno.writeTextFileSync(`${dir}/allow-list`, prefixes(options.allowList));
+  }
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...startArgs(), "-p", String(port), "-l", log],
+    args: [...startArgs(), "-p", String(port), "-l", log, ...allowList],
     stdout: "null",
     stderr: "inherit",
   }).spawn();
@@ -130,6 +154,7 @@ export async function bench(
       version: denoConfig.version,
       connections: options.connections,
       concurrency: options.concurrency,
+      allow_list: options.allowList,
       connections_per_second: Math.round(options.connections / seconds),
       latency_p50_ms: Number(percentile(latencies, 50).toFixed(3)),
       latency_p99_ms: Number(percentile(latencies, 99).toFixed(3)),
@@ -144,15 +169,21 @@ export async function bench(
 }
 
 if (import.meta.main) {
-  const opts = new Command()
-    .name("deno task bench")
-    .option("--connections <n>", "connections in the throughput run", Number, DEFAULT_CONNECTIONS)
-    .option("--concurrency <n>", "clients in flight", Number, DEFAULT_CONCURRENCY)
-    .option("--samples <n>", "sequential connections for latency", Number, DEFAULT_SAMPLES)
-    .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
-    .parse(Deno.args, { from: "user" })
-    .opts();
-  const result = await bench(opts as { connections: number; concurrency: number; samples: number });
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      connections: { type: "string", default: String(DEFAULT_CONNECTIONS) },
+      concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
+      samples: { type: "string", default: String(DEFAULT_SAMPLES) },
+      "allow-list": { type: "string", default: String(DEFAULT_ALLOW_LIST) },
+    },
+  });
+  const result = await bench({
+    connections: Number(values.connections),
+    concurrency: Number(values.concurrency),
+    samples: Number(values.samples),
+    allowList: Number(values["allow-list"]),
+  });
   const width = Math.max(...Object.keys(result).map((key) => key.length));
   for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(width)}  ${value}`);
   console.log(JSON.stringify(result));
