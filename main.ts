@@ -124,7 +124,7 @@ async function loadAddressConfig(config: Config): Promise<AddressConfig> {
     const flag = config.family === "ipv4" ? "-4" : "-6";
     throw new UsageError(`Cannot bind to "${wrongFamily}": it contradicts "${flag}"`);
   }
-  const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile });
+  const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile }).prepare();
   const allowList = load();
   return {
     addresses,
@@ -235,11 +235,13 @@ async function serve(
     let metricsServer: MetricsServer | null = null;
     let metricsServed: Promise<void> | undefined;
     try {
+      // Bound first, announced last: a failed start names no socket it let go again.
+      if (metrics !== null && config.metrics !== null) {
+        metricsServer = listenMetrics(config.metrics, metrics);
+      }
       if (listenFds !== null) adoptListenFds(server, listeners, listenFds);
       if (config.ports.length > 0) server.listen(config.ports);
-      if (metrics !== null && config.metrics !== null) {
-        metricsServer = listenMetrics(config.metrics, metrics, { log });
-      }
+      metricsServer?.announce(log);
       await (options.dropPermissions ?? dropPermissions)({
         keepRead: config.ignoreFile !== null || writer.path !== null,
       });

@@ -80,13 +80,14 @@ class Ranges {
     this.#pending = [];
   }
 
-  get size(): number {
-    return this.#pending.length + this.#count;
+  /** Sorts and merges the ranges added since the last lookup. */
+  prepare(): void {
+    if (this.#pending.length > 0) this.#build();
   }
 
   /** Whether the address in `bytes` (4 or 16 of them) is in a range. */
   has(bytes: ArrayLike<number>): boolean {
-    if (this.#pending.length > 0) this.#build();
+    this.prepare();
     const w = this.#words;
     const probe = this.#probe;
     for (let i = 0; i < w; i++) {
@@ -155,6 +156,16 @@ export class PrefixSet {
       this.#v6.add(address.toByteArray(), bits);
     }
     this.#count++;
+  }
+
+  /**
+   * Builds the lookup now rather than at the first connection (100,000 prefixes take a few
+   * hundred milliseconds), and returns the set.
+   */
+  prepare(): this {
+    this.#v4.prepare();
+    this.#v6.prepare();
+    return this;
   }
 
   /** The number of prefixes added. */
