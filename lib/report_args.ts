@@ -85,7 +85,7 @@ export function parseTime(
     minute > 59 || second > 59
   ) throw bad();
   if (offset === undefined) {
-    return options.zone.toUtc(year, month, day, hour, minute, second, millisecond);
+    return options.zone.toUtc({ year, month, day, hour, minute, second, millisecond });
   }
   const offsetMinutes = offset === "Z"
     ? 0

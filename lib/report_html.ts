@@ -137,7 +137,11 @@ function portsChart(summary: Summary): string {
   return `<div id="ports-chart">${rows.join("")}</div>`;
 }
 
-function sourceTable(summary: Summary, rows: SourceRow[], networks: boolean, id: string): string {
+function sourceTable(
+  summary: Summary,
+  options: { rows: SourceRow[]; networks: boolean; id: string },
+): string {
+  const { rows, networks, id } = options;
   const country = summary.countries !== null;
   const as = summary.autonomousSystems !== null;
   const head = [
@@ -170,7 +174,8 @@ function asText(asNumber: number | null, organization: string | null): string {
   return organization === null ? `AS${asNumber}` : `AS${asNumber} ${organization}`;
 }
 
-function simpleTable(id: string, headers: string[], rows: string[][]): string {
+function simpleTable(id: string, table: { headers: string[]; rows: string[][] }): string {
+  const { headers, rows } = table;
   const head = headers.map((header, i) => `<th${i > 0 ? ' class="n"' : ""}>${header}</th>`).join(
     "",
   );
@@ -205,10 +210,10 @@ export function formatHtmlReport(summary: Summary): string {
           : ""
       }</section>`,
       `<section><h2>Top sources</h2>${
-        sourceTable(summary, summary.topSources, false, "sources")
+        sourceTable(summary, { rows: summary.topSources, networks: false, id: "sources" })
       }</section>`,
       `<section><h2>Top networks <small>(/24 IPv4, /48 IPv6)</small></h2>${
-        sourceTable(summary, summary.topNetworks, true, "networks")
+        sourceTable(summary, { rows: summary.topNetworks, networks: true, id: "networks" })
       }</section>`,
     );
     if (summary.countries !== null && summary.countries.length > 0) {
@@ -216,12 +221,14 @@ export function formatHtmlReport(summary: Summary): string {
         `<section><h2>Countries</h2>${
           simpleTable(
             "countries",
-            ["Country", "Connections", "Sources"],
-            summary.countries.map((row) => [
-              row.country,
-              formatCount(row.connections),
-              formatCount(row.sources),
-            ]),
+            {
+              headers: ["Country", "Connections", "Sources"],
+              rows: summary.countries.map((row) => [
+                row.country,
+                formatCount(row.connections),
+                formatCount(row.sources),
+              ]),
+            },
           )
         }</section>`,
       );
@@ -231,12 +238,14 @@ export function formatHtmlReport(summary: Summary): string {
         `<section><h2>Autonomous systems</h2>${
           simpleTable(
             "autonomous-systems",
-            ["AS", "Connections", "Sources"],
-            summary.autonomousSystems.map((row) => [
-              asText(row.asNumber, row.asOrganization),
-              formatCount(row.connections),
-              formatCount(row.sources),
-            ]),
+            {
+              headers: ["AS", "Connections", "Sources"],
+              rows: summary.autonomousSystems.map((row) => [
+                asText(row.asNumber, row.asOrganization),
+                formatCount(row.connections),
+                formatCount(row.sources),
+              ]),
+            },
           )
         }</section>`,
       );

@@ -38,6 +38,9 @@ const OPEN_BRACKET = 91;
 const CLOSE_BRACKET = 93;
 
 const encoder = new TextEncoder();
+// The helpers below take plain positional parameters, not an options object: they run several
+// times per line and must not allocate (as lib/format.ts's connection()).
+
 /** `2026-11-25 08:01:02.345` is 23 bytes; this follows it in a text connection line. */
 const TEXT_CONNECTION = encoder.encode(" [INFO] Connection from ");
 const TEXT_PORT = encoder.encode(" on port ");
@@ -251,7 +254,7 @@ export class LogParser {
         line[7] !== 45 || line[10] !== SPACE || line[13] !== 58 || month < 1 || month > 12 ||
         day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59
       ) return NaN;
-      this.#minuteMs = this.#zone.toUtc(year, month, day, hour, minute);
+      this.#minuteMs = this.#zone.toUtc({ year, month, day, hour, minute });
       key.set(line.subarray(0, 16));
     }
     return this.#minuteMs + second * 1000 + millis;

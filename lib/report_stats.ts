@@ -208,7 +208,7 @@ export function timeBuckets(
   const next = (start: number) => {
     if (unit === "hour") return zone.hourStart(start + HOUR_MS);
     const { year, month, day } = zone.parts(start);
-    return zone.toUtc(year, month, day + 1, 0, 0);
+    return zone.toUtc({ year, month, day: day + 1 });
   };
   const counts = new Map<number, number>();
   for (const [slot, count] of slots) {

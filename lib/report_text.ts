@@ -40,14 +40,16 @@ function plural(count: number, noun: string, nouns = `${noun}s`): string {
   return `${formatCount(count)} ${count === 1 ? noun : nouns}`;
 }
 
-/** Rows of cells aligned in columns; `right` marks right-aligned columns. */
-function table(
-  style: Style,
-  headers: string[],
-  rows: string[][],
-  right: boolean[],
-  tails: string[] = [],
-): string[] {
+/** A table: header, rows of cells, right-aligned columns, and text after each row. */
+interface Table {
+  headers: string[];
+  rows: string[][];
+  right: boolean[];
+  tails?: string[];
+}
+
+/** Rows of cells aligned in columns. */
+function table(style: Style, { headers, rows, right, tails = [] }: Table): string[] {
   const widths = headers.map((header, column) =>
     Math.max(header.length, ...rows.map((row) => row[column].length))
   );
@@ -67,11 +69,10 @@ function geoColumns(summary: Summary): { country: boolean; as: boolean } {
 }
 
 function sourceTable(
-  style: Style,
   summary: Summary,
-  rows: SourceRow[],
-  options: { title: string; networks: boolean },
+  options: { style: Style; rows: SourceRow[]; title: string; networks: boolean },
 ): string[] {
+  const { style, rows } = options;
   const geo = geoColumns(summary);
   const headers = [
     options.networks ? "NETWORK" : "ADDRESS",
@@ -94,7 +95,7 @@ function sourceTable(
     ...(geo.country ? [row.country ?? "-"] : []),
     ...(geo.as ? [asText(row.asNumber, row.asOrganization)] : []),
   ]);
-  return ["", style.bold(options.title), ...table(style, headers, cells, right)];
+  return ["", style.bold(options.title), ...table(style, { headers, rows: cells, right })];
 }
 
 function asText(asNumber: number | null, organization: string | null): string {
@@ -184,56 +185,57 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
   const maxPort = Math.max(...summary.ports.map((row) => row.connections));
   lines.push("", style.bold("Ports"));
   lines.push(
-    ...table(
-      style,
-      ["PORT", "CONNECTIONS", "SOURCES"],
-      summary.ports.map((row) => [
+    ...table(style, {
+      headers: ["PORT", "CONNECTIONS", "SOURCES"],
+      rows: summary.ports.map((row) => [
         String(row.port),
         formatCount(row.connections),
         formatCount(row.sources),
       ]),
-      [true, true, true],
-      summary.ports.map((row) =>
+      right: [true, true, true],
+      tails: summary.ports.map((row) =>
         style.bar("█".repeat(Math.max(1, Math.round(row.connections / maxPort * PORT_BAR_WIDTH))))
       ),
-    ),
+    }),
   );
   if (summary.portCount > summary.ports.length) {
     lines.push(style.dim(`  and ${plural(summary.portCount - summary.ports.length, "more port")}`));
   }
-  lines.push(...sourceTable(style, summary, summary.topSources, {
+  lines.push(...sourceTable(summary, {
+    style,
+    rows: summary.topSources,
     title: "Top sources",
     networks: false,
   }));
-  lines.push(...sourceTable(style, summary, summary.topNetworks, {
+  lines.push(...sourceTable(summary, {
+    style,
+    rows: summary.topNetworks,
     title: "Top networks (/24 IPv4, /48 IPv6)",
     networks: true,
   }));
   if (summary.countries !== null && summary.countries.length > 0) {
     lines.push("", style.bold("Countries"));
-    lines.push(...table(
-      style,
-      ["COUNTRY", "CONNECTIONS", "SOURCES"],
-      summary.countries.map((row) => [
+    lines.push(...table(style, {
+      headers: ["COUNTRY", "CONNECTIONS", "SOURCES"],
+      rows: summary.countries.map((row) => [
         row.country,
         formatCount(row.connections),
         formatCount(row.sources),
       ]),
-      [false, true, true],
-    ));
+      right: [false, true, true],
+    }));
   }
   if (summary.autonomousSystems !== null) {
     lines.push("", style.bold("Autonomous systems"));
-    lines.push(...table(
-      style,
-      ["AS", "CONNECTIONS", "SOURCES"],
-      summary.autonomousSystems.map((row) => [
+    lines.push(...table(style, {
+      headers: ["AS", "CONNECTIONS", "SOURCES"],
+      rows: summary.autonomousSystems.map((row) => [
         asText(row.asNumber, row.asOrganization),
         formatCount(row.connections),
         formatCount(row.sources),
       ]),
-      [false, true, true],
-    ));
+      right: [false, true, true],
+    }));
   }
   lines.push(...chart(style, summary));
   return lines.join("\n") + "\n";

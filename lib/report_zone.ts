@@ -18,6 +18,18 @@ export interface LocalParts {
   offset: number;
 }
 
+/** A wall-clock time; hour and smaller units default to 0. */
+export interface WallTime {
+  year: number;
+  /** 1-12. */
+  month: number;
+  day: number;
+  hour?: number;
+  minute?: number;
+  second?: number;
+  millisecond?: number;
+}
+
 function pad2(value: number): string {
   return value < 10 ? `0${value}` : `${value}`;
 }
@@ -63,28 +75,21 @@ export class Zone {
   /**
    * The instant of a wall-clock time. A time that occurs twice (the hour repeated when clocks go
    * back) gives the earlier instant; a time skipped when clocks go forward is moved forward by
-   * the gap, as JavaScript's `Date` does.
+   * the gap, as JavaScript's `Date` does. Days past the month's end roll over (`day + 1`).
    */
-  toUtc(
-    year: number,
-    month: number,
-    day: number,
-    hour: number,
-    minute: number,
-    second = 0,
-    millisecond = 0,
-  ): number {
-    const wall = Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
+  toUtc(wall: WallTime): number {
+    const { year, month, day, hour = 0, minute = 0, second = 0, millisecond = 0 } = wall;
+    const asUtc = Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
     // Offsets before and after a possible transition near this wall time.
-    const before = this.offsetAt(wall - 14 * 3_600_000);
-    const after = this.offsetAt(wall + 14 * 3_600_000);
-    if (before === after) return wall - before * MINUTE_MS;
-    const early = wall - before * MINUTE_MS;
+    const before = this.offsetAt(asUtc - 14 * 3_600_000);
+    const after = this.offsetAt(asUtc + 14 * 3_600_000);
+    if (before === after) return asUtc - before * MINUTE_MS;
+    const early = asUtc - before * MINUTE_MS;
     if (this.offsetAt(early) === before) return early;
-    const late = wall - after * MINUTE_MS;
+    const late = asUtc - after * MINUTE_MS;
     if (this.offsetAt(late) === after) return late;
     // In the gap: the wall time does not exist; move it forward by the gap.
-    return wall - before * MINUTE_MS;
+    return asUtc - before * MINUTE_MS;
   }
 
   /** The wall-clock parts of `ms`. */
@@ -112,7 +117,7 @@ export class Zone {
   /** The start of the local day that holds `ms` (local midnight, or the first instant after). */
   dayStart(ms: number): number {
     const { year, month, day } = this.parts(ms);
-    return this.toUtc(year, month, day, 0, 0);
+    return this.toUtc({ year, month, day });
   }
 
   /** `2026-11-25`: the local date. */

@@ -159,12 +159,27 @@ Deno.test("report parse: an overlong line is unreadable and not kept", () => {
 Deno.test("report zone: wall times around DST changes map to instants like Date does", () => {
   const berlin = new Zone("Europe/Berlin");
   // Spring forward 2026-03-29 02:00 CET -> 03:00 CEST: 02:30 does not exist, moved on by an hour.
-  assert.equal(berlin.toUtc(2026, 3, 29, 1, 59), Date.UTC(2026, 2, 29, 0, 59));
-  assert.equal(berlin.toUtc(2026, 3, 29, 2, 30), Date.UTC(2026, 2, 29, 1, 30));
-  assert.equal(berlin.toUtc(2026, 3, 29, 3, 0), Date.UTC(2026, 2, 29, 1, 0));
+  assert.equal(
+    berlin.toUtc({ year: 2026, month: 3, day: 29, hour: 1, minute: 59 }),
+    Date.UTC(2026, 2, 29, 0, 59),
+  );
+  assert.equal(
+    berlin.toUtc({ year: 2026, month: 3, day: 29, hour: 2, minute: 30 }),
+    Date.UTC(2026, 2, 29, 1, 30),
+  );
+  assert.equal(
+    berlin.toUtc({ year: 2026, month: 3, day: 29, hour: 3, minute: 0 }),
+    Date.UTC(2026, 2, 29, 1, 0),
+  );
   // Fall back 2026-10-25 03:00 CEST -> 02:00 CET: 02:30 happens twice, the earlier is taken.
-  assert.equal(berlin.toUtc(2026, 10, 25, 2, 30), Date.UTC(2026, 9, 25, 0, 30));
-  assert.equal(berlin.toUtc(2026, 10, 25, 3, 0), Date.UTC(2026, 9, 25, 2, 0));
+  assert.equal(
+    berlin.toUtc({ year: 2026, month: 10, day: 25, hour: 2, minute: 30 }),
+    Date.UTC(2026, 9, 25, 0, 30),
+  );
+  assert.equal(
+    berlin.toUtc({ year: 2026, month: 10, day: 25, hour: 3, minute: 0 }),
+    Date.UTC(2026, 9, 25, 2, 0),
+  );
   assert.equal(berlin.offsetAt(Date.UTC(2026, 9, 25, 0, 59)), 120);
   assert.equal(berlin.offsetAt(Date.UTC(2026, 9, 25, 1, 0)), 60);
   assert.equal(berlin.rfc3339(Date.UTC(2026, 9, 25, 1, 30)), "2026-10-25T02:30:00+01:00");
