@@ -54,7 +54,12 @@ const encoder = new TextEncoder();
 
 async function writeAll(writer: { write(bytes: Uint8Array): Promise<number> }, text: string) {
   let bytes = encoder.encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+  } catch (error) {
+    // The reader went away (`net-bouncer report | head`): nobody is left to tell.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
 }
 
 /** The options of the real program: its standard streams, clock and permission drop. */
@@ -278,7 +283,7 @@ export async function report(args: string[], options: ReportOptions): Promise<nu
     return 0;
   } catch (error) {
     if (error instanceof UsageError) return await fail(error.message, 2);
-    if (isOsError(error)) return await fail(error.message, 1);
-    throw error;
+    // OS errors carry a message for the user; anything else is a bug, still one line.
+    return await fail(error instanceof Error ? error.message : String(error), 1);
   }
 }
