@@ -9,6 +9,18 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A path names something other than a regular file (a FIFO, a device, a socket): opening it
+ * could block the program or write where no log belongs. A runtime failure (exit 1).
+ */
+export class NotRegularFileError extends Error {
+  /** Creates the error with a message that names the path. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NotRegularFileError";
+  }
+}
+
 /** Reasons for common OS error codes, in the words an admin expects. */
 const REASONS: Record<string, string> = {
   EACCES: "permission denied",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { NotRegularFileError } from "../lib/errors.ts";
 import { LogWriter, openLogFile, type WriteTarget } from "../lib/log_writer.ts";
-import { withTempDir } from "./_util.ts";
+import { programCommand, run, waitFor, withFakeClocks, withTempDir } from "./_util.ts";
 
 const decoder = new TextDecoder();
 
@@ -69,7 +70,7 @@ Deno.test("LogWriter drops lines on a failing target with a count, reports rarel
   assert.equal(reports.length, 1);
   assert.equal(
     reports[0],
-    'Cannot write log file "/fake/x.log": no space left on device; 1 line dropped since the last report',
+    'Cannot write log file "/fake/x.log": no space left on device; 1 line dropped',
   );
   target.fail = false;
   writer.write("after\n");
@@ -192,4 +193,206 @@ Deno.test("LogWriter treats a write of 0 bytes as a failure instead of retrying 
   target.limit = Infinity;
   writer.write("free\n");
   assert.equal(target.text, "free\n");
+});
+
+Deno.test("LogWriter's first report counts what failed: a line cut short is not '0 dropped since the last report'", () => {
+  const target = new FakeTarget();
+  const { writer, reports } = fakeWriter(target);
+  target.limit = 4;
+  target.failOn = (call) => call === 2; // the disk fills up after 4 bytes of the line
+  writer.write("first line\n");
+  assert.deepEqual(reports, [
+    'Cannot write log file "/fake/x.log": no space left on device; ' +
+    "0 lines dropped, 1 cut short (finished when writing works again)",
+  ]);
+});
+
+Deno.test("LogWriter spaces its reports on the monotonic clock: a wall clock step back does not silence them", () => {
+  const HOUR_MS = 3_600_000;
+  let wall = Date.UTC(2024, 6, 8, 21, 26, 48);
+  let monotonic = 5_000;
+  const target = new FakeTarget();
+  target.fail = true;
+  const reports: string[] = [];
+  withFakeClocks({ wall: () => wall, monotonic: () => monotonic }, () => {
+    // No clock given: the daemon's default.
+    const writer = new LogWriter("/fake/x.log", {
+      open: () => target,
+      report: (message) => reports.push(message),
+    });
+    // 13 s of failing writes, one line every 100 ms; the wall clock goes back an hour at once.
+    for (let tenth = 0; tenth < 130; tenth++) {
+      writer.write(`line ${tenth}\n`);
+      if (tenth === 0) wall -= HOUR_MS;
+      wall += 100;
+      monotonic += 100;
+    }
+    target.fail = false;
+    writer.write("back\n");
+  });
+  assert.deepEqual(reports, [
+    'Cannot write log file "/fake/x.log": no space left on device; 1 line dropped',
+    'Cannot write log file "/fake/x.log": no space left on device; ' +
+    "100 more lines dropped since the last report",
+    'Writing log file "/fake/x.log" again; 29 more lines dropped since the last report',
+  ]);
+  assert.equal(target.text, "back\n");
+});
+
+Deno.test("LogWriter writes to standard output for -l - and /dev/stdout, to standard error for /dev/stderr", () => {
+  for (
+    const [path, stream] of [
+      ["-", "stdout"],
+      ["/dev/stdout", "stdout"],
+      ["/dev/stderr", "stderr"],
+      [
+        null,
+        "stderr",
+      ],
+    ] as const
+  ) {
+    const stdout = new FakeTarget();
+    const stderr = new FakeTarget();
+    const writer = new LogWriter(path, {
+      stdout,
+      stderr,
+      open: () => assert.fail(`${path} was opened as a file`),
+    });
+    assert.equal(writer.stream, stream);
+    assert.equal(writer.path, null);
+    writer.write("one\n");
+    writer.reopen(); // SIGHUP: nothing to reopen
+    writer.write("two\n");
+    writer.close();
+    assert.equal((stream === "stdout" ? stdout : stderr).text, "one\ntwo\n", String(path));
+    assert.equal((stream === "stdout" ? stderr : stdout).text, "", String(path));
+    assert.ok(!stdout.closed && !stderr.closed);
+  }
+});
+
+Deno.test("-l /dev/stdout and -l - write the log to standard output, with the production permissions", async () => {
+  for (const path of ["/dev/stdout", "-"]) {
+    const [cmd, ...args] = programCommand(["-p", "0", "-l", path]);
+    const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+      .spawn();
+    let stdout = "";
+    const reading = (async () => {
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
+    })();
+    const stderr = new Response(child.stderr).text();
+    let exited = false;
+    const status = child.status.finally(() => exited = true);
+    try {
+      await waitFor(`the Listening line on standard output (-l ${path})`, () => {
+        if (exited) throw new Error(`net-bouncer exited early: ${stdout}`);
+        return /\[INFO\] Listening on port \d+/.test(stdout);
+      });
+    } finally {
+      if (!exited) child.kill("SIGTERM");
+    }
+    const { code } = await status;
+    await reading;
+    assert.equal(await stderr, "");
+    assert.equal(code, 0);
+    assert.match(stdout, /\[INFO\] Stopped after 0 connections\n$/);
+  }
+});
+
+/** Runs `code` (TypeScript using `LOG_WRITER`, the module's URL) in a fresh Deno; killed after 10 s. */
+function runScript(code: string) {
+  const url = new URL("../lib/log_writer.ts", import.meta.url).href;
+  return run(Deno.execPath(), ["eval", `const LOG_WRITER = ${JSON.stringify(url)};\n${code}`], {
+    timeoutMs: 10_000,
+  });
+}
+
+Deno.test("openLogFile() refuses a FIFO without blocking, and a device", async () => {
+  await withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo.log`;
+    assert.equal((await run("mkfifo", [fifo])).code, 0);
+    // In a process of its own: opening a FIFO for writing would block until a reader comes.
+    const result = await runScript(`
+      const { openLogFile } = await import(LOG_WRITER);
+      try { openLogFile(${
+      JSON.stringify(fifo)
+    }); } catch (error) { console.log(error.name, error.message); }
+    `);
+    assert.equal(result.signal, null, "openLogFile() blocked on a FIFO");
+    assert.equal(
+      result.stdout,
+      `NotRegularFileError Cannot open log file "${fifo}": not a regular file\n`,
+    );
+    assert.throws(
+      () => openLogFile("/dev/null"),
+      new NotRegularFileError('Cannot open log file "/dev/null": not a regular file'),
+    );
+  });
+});
+
+Deno.test("-l FIFO fails at start with one line and exit 1, without blocking", async () => {
+  await withTempDir(async (dir) => {
+    const fifo = `${dir}/net-bouncer.log`;
+    assert.equal((await run("mkfifo", [fifo])).code, 0);
+    const [cmd, ...args] = programCommand(["-p", "0", "-l", fifo]);
+    const result = await run(cmd, args, { timeoutMs: 10_000 });
+    assert.equal(result.signal, null, "the program blocked on the FIFO");
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `net-bouncer: error: Cannot open log file "${fifo}": not a regular file\n`,
+    );
+  });
+});
+
+Deno.test("LogWriter.reopen() refuses a FIFO at the path without blocking and keeps the old file", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/net-bouncer.log`;
+    const result = await runScript(`
+      const { LogWriter } = await import(LOG_WRITER);
+      const path = ${JSON.stringify(path)};
+      const writer = new LogWriter(path, { report: (message) => console.log(message) });
+      writer.write("before\\n");
+      Deno.renameSync(path, path + ".1");
+      if (!new Deno.Command("mkfifo", { args: [path] }).outputSync().success) throw new Error("mkfifo");
+      writer.reopen();
+      writer.write("after\\n");
+      writer.close();
+    `);
+    assert.equal(result.signal, null, "reopen() blocked on a FIFO");
+    assert.equal(result.stderr, "");
+    assert.equal(
+      result.stdout,
+      `Cannot open log file "${path}": not a regular file; still writing to the previous file\n`,
+    );
+    assert.equal(await Deno.readTextFile(`${path}.1`), "before\nafter\n");
+  });
+});
+
+Deno.test("openLogFile() follows a symbolic link to a file, and refuses one to a file that does not exist", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/target.log`, "old\n");
+    await Deno.symlink("target.log", `${dir}/link.log`);
+    const writer = new LogWriter(`${dir}/link.log`);
+    writer.write("new\n");
+    writer.close();
+    assert.equal(await Deno.readTextFile(`${dir}/target.log`), "old\nnew\n");
+
+    await Deno.symlink("missing/../gone.log", `${dir}/dangling.log`);
+    assert.throws(() => openLogFile(`${dir}/dangling.log`), {
+      name: "NotFound",
+      message: `Cannot open log file "${dir}/dangling.log": it is a symbolic link to ` +
+        `"${dir}/gone.log", which does not exist (create that file first)`,
+    });
+    // Refused, not created through the link.
+    await assert.rejects(Deno.lstat(`${dir}/gone.log`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("openLogFile() escapes control characters in the path it names", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/a\x1b[31m\nb`);
+    assert.throws(() => openLogFile(`${dir}/a\x1b[31m\nb`), {
+      message: `Cannot open log file "${dir}/a\\x1b[31m\\nb": is a directory`,
+    });
+  });
 });
