@@ -69,7 +69,7 @@ const VERSION_PREFIX_OF_PACKAGE: Readonly<Record<string, string>> = {
   "libgcc-s1": "GCC_",
 };
 /** Maintainer scripts in contrib/debian (mode 0755 in the package). */
-const MAINTAINER_SCRIPTS = ["postinst", "prerm", "postrm"];
+const MAINTAINER_SCRIPTS = ["preinst", "postinst", "prerm", "postrm"];
 
 /** A problem with the inputs of a package build (bad option, missing file, bad unit). */
 export class PackageError extends Error {
@@ -90,8 +90,8 @@ export interface PackageOptions {
   root?: string;
   /** The changelog entry's date for a version the changelog lacks; default: now. */
   date?: Date;
-  /** dpkg-deb's compression: xz (default, as Debian's archive) or none (fast, for tests). */
-  compression?: "xz" | "none";
+  /** Compress with gzip -1 instead of xz (as Debian's archive does): for tests, 20 times faster. */
+  fast?: boolean;
 }
 
 /** Debian's name for this machine's architecture. */
@@ -396,8 +396,8 @@ export async function buildPackage(
     await Deno.mkdir(outDir, { recursive: true });
     const deb = `${outDir.replace(/\/+$/, "")}/${debFileName(version, arch)}`;
     // --root-owner-group: every file root:root without fakeroot; xz as Debian's archive uses.
-    const compression = `-Z${options.compression ?? "xz"}`;
-    await run("dpkg-deb", ["--root-owner-group", compression, "--build", tree, deb]);
+    const compression = options.fast ? ["-Zgzip", "-z1"] : ["-Zxz"];
+    await run("dpkg-deb", ["--root-owner-group", ...compression, "--build", tree, deb]);
     return deb;
   } finally {
     await Deno.remove(tree, { recursive: true });
