@@ -2,6 +2,8 @@
  * `net-bouncer report`: summarises log files (text or JSON lines, plain or gzip) as text for a
  * terminal, JSON for scripts or one self-contained HTML page.
  */
+import { Duplex } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { isOsError, reason, UsageError, withMessage } from "./errors.ts";
 import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./report_args.ts";
 import { GeoDatabase } from "./report_geoip.ts";
@@ -134,10 +136,19 @@ async function readInput(
 ): Promise<void> {
   const { name, parser, progress } = options;
   let reader = stream.getReader();
+  const read = async () => {
+    try {
+      return await reader.read();
+    } catch (error) {
+      // OS errors, and zlib's (Z_DATA_ERROR, ...: they have a code too).
+      if (isOsError(error)) throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
+      throw error;
+    }
+  };
   let first = new Uint8Array(0);
   // Two bytes tell gzip; a pipe may deliver fewer in its first chunk.
   while (first.length < GZIP_MAGIC.length) {
-    const { done, value } = await reader.read();
+    const { done, value } = await read();
     if (done) break;
     const joined = new Uint8Array(first.length + value.length);
     joined.set(first);
@@ -146,7 +157,9 @@ async function readInput(
   }
   const gzip = first[0] === GZIP_MAGIC[0] && first[1] === GZIP_MAGIC[1];
   if (gzip) {
-    const gunzip = new DecompressionStream("gzip") as unknown as TransformStream<
+    // node:zlib, not DecompressionStream: it reads files of several gzip members too
+    // (`cat a.gz b.gz`), and faster.
+    const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<
       Uint8Array,
       Uint8Array
     >;
@@ -155,15 +168,7 @@ async function readInput(
     parser.push(first);
   }
   while (true) {
-    let result: ReadableStreamReadResult<Uint8Array>;
-    try {
-      result = await reader.read();
-    } catch (error) {
-      if (isOsError(error)) throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
-      // DecompressionStream rejects with a TypeError on corrupt or truncated data.
-      if (gzip) throw new Deno.errors.InvalidData(`Cannot read ${name}: ${reason(error)}`);
-      throw error;
-    }
+    const result = await read();
     if (result.done) break;
     parser.push(result.value);
     await progress.update(name, parser.counts.lines);

@@ -195,6 +195,13 @@ Deno.test("report: standard input, '-', plain and gzip files give the same count
     const bytes = await gzip(SAMPLE);
     const oneByte = [...bytes].map((byte) => new Uint8Array([byte]));
     assert.deepEqual(await jsonReport(["-"], { input: oneByte }), expected);
+    // Two gzip members in one file (`cat a.gz b.gz`) are read one after the other.
+    const member = await gzip(SAMPLE);
+    const twoMembers = new Uint8Array(2 * member.length);
+    twoMembers.set(member);
+    twoMembers.set(member, member.length);
+    Deno.writeFileSync(`${dir}/two-members.gz`, twoMembers);
+    assert.equal((await jsonReport([`${dir}/two-members.gz`])).connections, 8);
     // Several files add up; a cut last line of one does not join the next file's first line.
     Deno.writeTextFileSync(`${dir}/cut.log`, SAMPLE + "2026-11-25 08:00:05.000 [INFO] Connec");
     const both = await jsonReport([`${dir}/cut.log`, `${dir}/rotated.log.1.gz`]);
