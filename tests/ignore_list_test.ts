@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/errors.ts";
-import { loadIgnoreList } from "../lib/ignore_list.ts";
+import { loadIgnoreList, MAX_IGNORE_FILE_BYTES } from "../lib/ignore_list.ts";
 import {
   CONNECTION_LINE,
-  freePort,
+  connectionAddresses,
   knock,
-  linesMatching,
+  programCommand,
+  run,
   runProgram,
   startProgram,
   withTempDir,
@@ -15,7 +16,7 @@ Deno.test("loadIgnoreList() reads values and a file with comments and blank line
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/ignore`,
-      "# monitoring\n192.0.2.0/24\n\n  2001:db8::/48   # bastion\n198.51.100.9\n",
+      "# monitoring\n192.0.2.0/24\n\n  2001:db8::/48   # bastion\r\n198.51.100.9\n",
     );
     const set = loadIgnoreList(["10.0.0.0/8"], { file: `${dir}/ignore` });
     assert.equal(set.size, 4);
@@ -27,7 +28,7 @@ Deno.test("loadIgnoreList() reads values and a file with comments and blank line
   });
 });
 
-Deno.test("loadIgnoreList() names the file and line of a bad entry", async () => {
+Deno.test("loadIgnoreList() names the file and line of a bad entry, values escaped", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/ignore`, "# ok\n192.0.2.0/24\nexample.com\n");
     assert.throws(
@@ -36,17 +37,88 @@ Deno.test("loadIgnoreList() names the file and line of a bad entry", async () =>
         `Cannot ignore "example.com" in "${dir}/ignore" line 3: not an IP address or CIDR prefix`,
       ),
     );
+    await Deno.writeTextFile(`${dir}/ignore`, "::ffff:10.0.0.0/8\n");
+    assert.throws(
+      () => loadIgnoreList([], { file: `${dir}/ignore` }),
+      new UsageError(
+        `Cannot ignore "::ffff:10.0.0.0/8" in "${dir}/ignore" line 1: an IPv4-mapped prefix needs /96 or more`,
+      ),
+    );
+    await Deno.writeTextFile(`${dir}/ignore`, "10.0.0.0/8\n\x1b[2J\u202e10.0.0.1\n");
+    assert.throws(
+      () => loadIgnoreList([], { file: `${dir}/ignore` }),
+      new UsageError(
+        `Cannot ignore "\\x1b[2J\\u{202e}10.0.0.1" in "${dir}/ignore" line 2: not an IP address or CIDR prefix`,
+      ),
+    );
+    assert.throws(
+      () => loadIgnoreList(["10.0.0.0/8", "\x1b]0;x\x07"]),
+      new UsageError('Cannot ignore "\\x1b]0;x\\x07": not an IP address or CIDR prefix'),
+    );
+  });
+});
+
+Deno.test("loadIgnoreList() reads regular files only, at most MAX_IGNORE_FILE_BYTES, naming the file", async () => {
+  await withTempDir(async (dir) => {
     assert.throws(
       () => loadIgnoreList([], { file: `${dir}/missing` }),
       new UsageError(`Cannot read ignore file "${dir}/missing": no such file or directory`),
     );
+    assert.throws(
+      () => loadIgnoreList([], { file: dir }),
+      new UsageError(`Cannot read ignore file "${dir}": is a directory`),
+    );
+    assert.throws(
+      () => loadIgnoreList([], { file: "/dev/null" }),
+      new UsageError('Cannot read ignore file "/dev/null": not a regular file'),
+    );
+    // A sparse file one byte over the limit: nothing of it is read.
+    const big = `${dir}/big`;
+    await Deno.writeTextFile(big, "10.0.0.0/8\n#");
+    await Deno.truncate(big, MAX_IGNORE_FILE_BYTES + 1);
+    assert.throws(
+      () => loadIgnoreList([], { file: big }),
+      new UsageError(`Cannot read ignore file "${big}": larger than 16 MiB`),
+    );
+    // At the limit it is read: a prefix, then a comment of NUL bytes to the end.
+    await Deno.truncate(big, MAX_IGNORE_FILE_BYTES);
+    const set = loadIgnoreList([], { file: big });
+    assert.equal(set.size, 1);
+    assert.ok(set.has("10.9.8.7"));
+  });
+});
+
+Deno.test("--ignore-file: a FIFO, a device or a file over 16 MiB is a usage error at start, without blocking", async () => {
+  await withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    assert.equal((await run("mkfifo", [fifo])).code, 0);
+    const big = `${dir}/big`;
+    await Deno.writeTextFile(big, "");
+    await Deno.truncate(big, MAX_IGNORE_FILE_BYTES + 1);
+    for (
+      const [file, why] of [
+        [fifo, "not a regular file"],
+        ["/dev/zero", "not a regular file"],
+        [big, "larger than 16 MiB"],
+      ]
+    ) {
+      const [cmd, ...args] = programCommand(["-p", "0", "--ignore-file", file]);
+      // Reading a FIFO would wait for a writer, /dev/zero would never end: the deadline tells.
+      const result = await run(cmd, args, { timeoutMs: 10_000 });
+      assert.equal(result.signal, null, `net-bouncer blocked on ${file}`);
+      assert.equal(
+        result.stderr,
+        `net-bouncer: error: Cannot read ignore file "${file}": ${why}\n`,
+      );
+      assert.equal(result.code, 2);
+    }
   });
 });
 
 Deno.test("a bad --ignore-file is a usage error naming file and line", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/ignore`, "10.0.0.0/8\n10.0.0.0/99\n");
-    const { code, stderr } = await runProgram(["-p", "2222", "--ignore-file", `${dir}/ignore`]);
+    const { code, stderr } = await runProgram(["-p", "0", "--ignore-file", `${dir}/ignore`]);
     assert.equal(code, 2);
     assert.equal(
       stderr,
@@ -57,33 +129,32 @@ Deno.test("a bad --ignore-file is a usage error naming file and line", async () 
 
 Deno.test("ignored sources get no line, others do; the Stopped line counts them", async () => {
   await withTempDir(async (dir) => {
-    const port = freePort();
     // 127.0.0.1 reaches the dual-stack listener as ::ffff:127.0.0.1: the IPv4 prefix matches.
-    const program = await startProgram(["-p", String(port), "--ignore", "127.0.0.0/8"], {
+    const program = await startProgram(["-p", "0", "--ignore", "127.0.0.0/8"], {
       logFile: `${dir}/log`,
     });
     try {
-      assert.equal(await knock("127.0.0.1", port), 0);
-      assert.equal(await knock("127.0.0.1", port), 0);
-      await knock("::1", port);
+      assert.equal(await knock("127.0.0.1", program.port), 0);
+      assert.equal(await knock("127.0.0.1", program.port), 0);
+      await knock("::1", program.port);
       await program.waitForLines(CONNECTION_LINE, 1);
     } finally {
       assert.equal((await program.stop()).code, 0);
     }
     const log = program.log();
-    assert.deepEqual(linesMatching(log, CONNECTION_LINE).map((l) => l.split(" ")[5]), ["::1"]);
+    assert.deepEqual(connectionAddresses(log), ["::1"]);
     assert.match(log, /Stopped after 1 connection, 2 ignored connections\n$/);
   });
 });
 
-Deno.test("SIGHUP reloads --ignore-file; a bad reload keeps the previous list", async () => {
+Deno.test("SIGHUP reloads --ignore-file; a bad, oversized or non-regular one keeps the previous list", async () => {
   await withTempDir(async (dir) => {
-    const port = freePort();
     const file = `${dir}/ignore`;
     await Deno.writeTextFile(file, "::1\n");
-    const program = await startProgram(["-p", String(port), "--ignore-file", file], {
+    const program = await startProgram(["-p", "0", "--ignore-file", file], {
       logFile: `${dir}/log`,
     });
+    const port = program.port;
     try {
       await knock("::1", port); // ignored
       await knock("127.0.0.1", port); // logged
@@ -97,7 +168,20 @@ Deno.test("SIGHUP reloads --ignore-file; a bad reload keeps the previous list", 
       await Deno.writeTextFile(file, "not an address\n");
       program.kill("SIGHUP");
       await program.waitForLines(
-        /\[ERROR\] Cannot ignore "not an address" .* line 1: .*; keeping the previous list/,
+        /\[ERROR\] Cannot ignore "not an address" .* line 1: .*; keeping the previous list$/,
+        1,
+      );
+      await Deno.truncate(file, MAX_IGNORE_FILE_BYTES + 1);
+      program.kill("SIGHUP");
+      await program.waitForLines(
+        /\[ERROR\] Cannot read ignore file ".*": larger than 16 MiB; keeping the previous list$/,
+        1,
+      );
+      await Deno.remove(file);
+      assert.equal((await run("mkfifo", [file])).code, 0);
+      program.kill("SIGHUP");
+      await program.waitForLines(
+        /\[ERROR\] Cannot read ignore file ".*": not a regular file; keeping the previous list$/,
         1,
       );
       await knock("127.0.0.1", port); // still ignored
@@ -107,11 +191,7 @@ Deno.test("SIGHUP reloads --ignore-file; a bad reload keeps the previous list", 
       assert.equal((await program.stop()).code, 0);
     }
     const log = program.log();
-    assert.deepEqual(linesMatching(log, CONNECTION_LINE).map((l) => l.split(" ")[5]), [
-      "127.0.0.1",
-      "::1",
-      "::1",
-    ]);
+    assert.deepEqual(connectionAddresses(log), ["127.0.0.1", "::1", "::1"]);
     assert.match(log, /Stopped after 3 connections, 3 ignored connections\n$/);
   });
 });
