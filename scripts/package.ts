@@ -424,7 +424,9 @@ async function main(args: string[]): Promise<number> {
       allowPositionals: false,
     }));
   } catch (error) {
-    console.error(`package: error: ${(error as Error).message.split("\n")[0]} (${USAGE})`);
+    // node:util's messages quote with '...': the project's messages use "...".
+    const message = (error as Error).message.split("\n")[0].replaceAll("'", '"');
+    console.error(`package: error: ${message} (${USAGE})`);
     return 2;
   }
   if (values.help) {
