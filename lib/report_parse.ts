@@ -38,6 +38,7 @@ const OPEN_BRACKET = 91;
 const CLOSE_BRACKET = 93;
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 // The helpers below take plain positional parameters, not an options object: they run several
 // times per line and must not allocate (as lib/format.ts's connection()).
 
@@ -289,7 +290,7 @@ export class LogParser {
     const counts = this.counts;
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder().decode(line));
+      value = JSON.parse(decoder.decode(line));
     } catch {
       counts.unreadable++;
       return;
