@@ -56,6 +56,8 @@ export interface MainOptions {
   dropPermissions?: (options: { keepRead: boolean }) => Promise<void>;
   /** Called once the listeners are bound and permissions dropped, before serving. */
   onReady?: () => void | Promise<void>;
+  /** Stops the daemon as SIGTERM does, when aborted (for tests in-process). */
+  signal?: AbortSignal;
 }
 
 /** The exit code for an error, and whether it is one the user is told about in one line. */
@@ -232,6 +234,8 @@ async function serve(
     ];
     // Before listening: a signal right after the Listening line must not find the default action.
     for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+    options.signal?.addEventListener("abort", stop, { once: true });
+    if (options.signal?.aborted) stop();
     let metricsServer: MetricsServer | null = null;
     let metricsServed: Promise<void> | undefined;
     try {
@@ -256,6 +260,7 @@ async function serve(
       await server.serve();
     } finally {
       for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+      options.signal?.removeEventListener("abort", stop);
       for (const timer of timers) clearInterval(timer);
       server.close();
       metricsServer?.close();

@@ -3,7 +3,7 @@
  * each listener (native and portable), and `main()` in-process for what ends before serving.
  */
 import assert from "node:assert/strict";
-import { main } from "../main.ts";
+import { main, type MainOptions } from "../main.ts";
 import {
   CONNECTION_LINE,
   connectionAddresses,
@@ -31,10 +31,14 @@ async function refused(hostname: string, port: number): Promise<boolean> {
 }
 
 /** Runs `main()` in-process; returns its exit code and what it wrote. */
-async function runMain(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runMain(
+  args: string[],
+  options: MainOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   const code = await main(args, {
+    ...options,
     stdout: (text) => stdout += `${text}\n`,
     stderr: (line) => stderr += `${line}\n`,
     env: new Map<string, string>() as unknown as Deno.Env,
@@ -415,6 +419,61 @@ Deno.test("a low port without the privilege gives exit 1 and says how to allow i
     assert.match(stderr, /setcap cap_net_bind_service=\+ep/);
     assert.match(stderr, /AmbientCapabilities=CAP_NET_BIND_SERVICE/);
   }
+});
+
+Deno.test("on Linux without a loadable C library: one warning, then the portable listener logs (in-process)", async () => {
+  await withTempDir(async (dir) => {
+    const log = `${dir}/log`;
+    const stop = new AbortController();
+    let stderr = "";
+    let client: Promise<void> | undefined;
+    const code = await main(["-p", "0", "-l", log], {
+      stderr: (line) => stderr += `${line}\n`,
+      env: new Map<string, string>() as unknown as Deno.Env,
+      dropPermissions: () => Promise.resolve(),
+      openLibc: () => {
+        throw new Error("libc.so.6: cannot open shared object file");
+      },
+      signal: stop.signal,
+      // Serving starts once this returns: the client runs meanwhile.
+      onReady: () => {
+        client = (async () => {
+          const port = Number(/Listening on port (\d+)/.exec(Deno.readTextFileSync(log))![1]);
+          assert.equal(await knock("::1", port), 0);
+          await waitFor(
+            "the line",
+            () => connectionAddresses(Deno.readTextFileSync(log)).length === 1,
+          );
+        })().finally(() => stop.abort());
+      },
+    });
+    await client;
+    assert.equal(code, 0);
+    assert.equal(stderr, "");
+    const lines = Deno.readTextFileSync(log).trimEnd().split("\n").map((l) =>
+      l.replace(TIMESTAMP, "")
+    );
+    assert.equal(lines.length, 4);
+    assert.equal(
+      lines[0],
+      "[WARN] Cannot load the C library (libc.so.6: cannot open shared object file): using the " +
+        "portable listener, which cannot log clients that reset at once",
+    );
+    assert.match(lines[1], /^\[INFO\] Listening on port \d+ \(IPv4 and IPv6, any address\)$/);
+    assert.match(lines[2], /^\[INFO\] Connection from ::1 on port \d+$/);
+    assert.equal(lines[3], "[INFO] Stopped after 1 connection");
+    // Asked for by name, the native listener is required: exit 1.
+    const native = await runMain(["--listener", "native", "-p", "0"], {
+      openLibc: () => {
+        throw new Error("libc.so.6: cannot open shared object file");
+      },
+    });
+    assert.equal(native.code, 1);
+    assert.equal(
+      native.stderr,
+      "net-bouncer: error: Cannot use the native listener: libc.so.6: cannot open shared object file\n",
+    );
+  });
 });
 
 Deno.test("the log file or its directory cannot be created: exit 1 naming the path (in-process)", async () => {
