@@ -74,16 +74,15 @@ export function isLoopback(hostname: string): boolean {
 }
 
 /**
- * Binds the endpoint on `address` (port 0: the system picks one) and logs where it serves, with
- * a warning if the address is not a loopback one. Call it before the network permission is
- * dropped; serving needs none.
+ * Binds the endpoint on `address` (port 0: the system picks one). Call it before the network
+ * permission is dropped; serving needs none.
  *
  * @throws {Error} of the OS error's class, naming the address and the reason.
  */
 export function listenMetrics(
   address: { hostname: string; port: number },
   source: MetricsSource,
-  options: MetricsServerOptions & { log: Pick<EventLog, "info" | "warn"> },
+  options: MetricsServerOptions = {},
 ): MetricsServer {
   let listener: Deno.Listener;
   try {
@@ -95,21 +94,7 @@ export function listenMetrics(
       `Cannot serve metrics on "${address.hostname}" port "${address.port}": ${reason(error)}`,
     );
   }
-  const server = new MetricsServer(listener, source, options);
-  const { hostname, port } = server.addr;
-  options.log.info("metrics", `Serving metrics on ${hostname} port ${port}`, {
-    address: hostname,
-    port,
-  });
-  if (!isLoopback(hostname)) {
-    options.log.warn(
-      "warning",
-      `Serving metrics on ${hostname}, not a loopback address: whoever reaches port ${port} ` +
-        "can read them",
-      { address: hostname, port },
-    );
-  }
-  return server;
+  return new MetricsServer(listener, source, options);
 }
 
 /** Serves `/metrics` from a source on an already-bound listener, until {@linkcode close}. */
@@ -138,6 +123,19 @@ export class MetricsServer {
   /** The address the endpoint listens on. */
   get addr(): Deno.NetAddr {
     return this.#listener.addr as Deno.NetAddr;
+  }
+
+  /** Logs where the endpoint serves, with a warning if that is not a loopback address. */
+  announce(log: Pick<EventLog, "info" | "warn">): void {
+    const { hostname, port } = this.addr;
+    log.info("metrics", `Serving metrics on ${hostname} port ${port}`, { address: hostname, port });
+    if (isLoopback(hostname)) return;
+    log.warn(
+      "warning",
+      `Serving metrics on ${hostname}, not a loopback address: whoever reaches port ${port} can ` +
+        "read them",
+      { address: hostname, port },
+    );
   }
 
   /** Accepts and answers until {@linkcode close}; resolves once every connection is finished. */

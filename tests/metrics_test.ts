@@ -16,6 +16,7 @@ import {
   readOrEmpty,
   ROOT,
   runKnock,
+  runProgram,
   startProgram,
   waitFor,
   withTempDir,
@@ -774,6 +775,28 @@ Deno.test("--metrics on a non-loopback address is served, with one warning", asy
       assert.equal(warnings.length, 1, program.log());
     } finally {
       await program.stop();
+    }
+  });
+});
+
+Deno.test("--metrics on a port in use: exit 1, one error line, nothing announced", async () => {
+  await withTempDir(async (dir) => {
+    // Held by the test for the whole run, so the port is certainly in use.
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const { port } = taken.addr as Deno.NetAddr;
+      const result = await runProgram(
+        ["-p", "0", "--metrics", `127.0.0.1:${port}`, "-l", `${dir}/log`],
+      );
+      assert.equal(result.code, 1);
+      assert.equal(
+        result.stderr,
+        `net-bouncer: error: Cannot serve metrics on "127.0.0.1" port "${port}": address already ` +
+          "in use\n",
+      );
+      assert.equal(readOrEmpty(`${dir}/log`), "");
+    } finally {
+      taken.close();
     }
   });
 });
