@@ -167,11 +167,12 @@ function compareVersions(a: string, b: string): number {
 }
 
 /**
- * The Depends: field of a binary, as dpkg-shlibdeps would compute it (that tool only reads
- * binaries of the build machine's architecture): each shared library it needs (readelf -d)
- * mapped to its package, at least the newest symbol version it uses (readelf -V). An empty
- * string for a script. A library the table does not know is an error, never a missing
- * dependency.
+ * The Depends: field of a binary, computed from the binary itself because dpkg-shlibdeps reads
+ * only binaries of the build machine's architecture: each shared library it needs (readelf -d)
+ * mapped to its package, at least the newest symbol version it uses (readelf -V). That is the
+ * real minimum (dpkg-shlibdeps' symbols files may ask for more: libc6 2.34 where a binary links
+ * libpthread.so.0). An empty string for a script. A library the table does not know is an
+ * error, never a missing dependency.
  */
 export async function dependsOf(binary: string): Promise<string> {
   if (!isElf(binary)) return "";
@@ -227,8 +228,13 @@ export function changelogFor(text: string, version: string, date: Date): string 
 
 async function gzipInto(source: Uint8Array, target: string): Promise<void> {
   // gzip -9n: maximum compression and no name or time stamp (Debian policy 12.3, reproducible).
-  const child = new Deno.Command("gzip", { args: ["-9n"], stdin: "piped", stdout: "piped" })
-    .spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("gzip", { args: ["-9n"], stdin: "piped", stdout: "piped" }).spawn();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new PackageError('Cannot run "gzip": not installed', { cause: error });
+  }
   const writer = child.stdin.getWriter();
   await writer.write(source);
   await writer.close();
