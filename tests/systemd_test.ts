@@ -16,17 +16,22 @@ import {
   withTempDir,
 } from "./_util.ts";
 
-/** The units under test, relative to the project root. */
-const UNITS = [
+/** The services that bind their own ports (with one capability), relative to the project root. */
+const PORT_UNITS = [
   "contrib/systemd/net-bouncer.service",
   "contrib/systemd/net-bouncer-journal.service",
 ];
+/** The socket-activated pair: systemd binds the ports and passes them to the service. */
+const ACTIVATED_SERVICE = "contrib/systemd/net-bouncer-activated.service";
+const ACTIVATED_SOCKET = "contrib/systemd/net-bouncer-activated.socket";
+/** Every service under test. */
+const UNITS = [...PORT_UNITS, ACTIVATED_SERVICE];
 /** Where the units expect the compiled binary. */
 const BINARY = "/usr/local/bin/net-bouncer";
 /** Highest acceptable overall exposure level (systemd-analyze's 0.0 = safe .. 10.0 = unsafe). */
 const MAX_EXPOSURE = 1.5;
-/** `--threshold` counts in tenths of the printed exposure level (threshold 15 = level 1.5). */
-const THRESHOLD_TENTHS = Math.round(MAX_EXPOSURE * 10);
+/** The same for the socket-activated service: no capability, network or internet socket. */
+const MAX_EXPOSURE_ACTIVATED = 0.5;
 /** The log file the file variant writes, the fail2ban jail reads and logrotate rotates. */
 const LOG_FILE = "/var/log/net-bouncer/net-bouncer.log";
 
@@ -63,6 +68,8 @@ function unitWithStubBinary(unit: string, dir: string): string {
   assert.ok(text.includes(`ExecStart=${BINARY} `), `${unit}: ExecStart runs ${BINARY}`);
   const path = `${dir}/${unit.split("/").pop()}`;
   Deno.writeTextFileSync(path, text.replaceAll(BINARY, stub));
+  // The socket-activated service requires its socket: verify looks for it beside the service.
+  Deno.copyFileSync(`${ROOT}${ACTIVATED_SOCKET}`, `${dir}/${ACTIVATED_SOCKET.split("/").pop()}`);
   return path;
 }
 
@@ -98,8 +105,9 @@ for (const unit of UNITS) {
     },
   });
 
+  const maxExposure = unit === ACTIVATED_SERVICE ? MAX_EXPOSURE_ACTIVATED : MAX_EXPOSURE;
   Deno.test({
-    name: `systemd: ${unit} has an exposure level of at most ${MAX_EXPOSURE}`,
+    name: `systemd: ${unit} has an exposure level of at most ${maxExposure}`,
     ignore: needsTools("systemd-analyze"),
     async fn() {
       await withTempDir(async (dir) => {
@@ -108,18 +116,34 @@ for (const unit of UNITS) {
           "security",
           "--no-pager",
           "--offline=true",
-          `--threshold=${THRESHOLD_TENTHS}`,
+          // --threshold counts tenths of the printed level (threshold 15 = level 1.5).
+          `--threshold=${Math.round(maxExposure * 10)}`,
           path,
         ]);
         const level = exposureLevel(result.stdout);
         console.log(`${unit}: overall exposure level ${level}`);
-        assert.ok(level <= MAX_EXPOSURE, `exposure ${level} > ${MAX_EXPOSURE}:\n${result.stdout}`);
+        assert.ok(level <= maxExposure, `exposure ${level} > ${maxExposure}:\n${result.stdout}`);
         // The exit code says the same (the threshold's unit is checked by the next test).
         assert.equal(result.code, 0, result.stderr);
       });
     },
   });
 }
+
+Deno.test({
+  name: `systemd: ${ACTIVATED_SOCKET} passes systemd-analyze verify without any message`,
+  ignore: needsTools("systemd-analyze"),
+  async fn() {
+    await withTempDir(async (dir) => {
+      // Its service beside it (verify loads it), with the stub binary.
+      unitWithStubBinary(ACTIVATED_SERVICE, dir);
+      const path = `${dir}/${ACTIVATED_SOCKET.split("/").pop()}`;
+      const result = await run("systemd-analyze", ["verify", "--man=no", path]);
+      assert.equal(result.stderr, "", `verify printed:\n${result.stderr}`);
+      assert.equal(result.code, 0);
+    });
+  },
+});
 
 Deno.test({
   name: "systemd: --threshold counts tenths of the exposure level and fails above it",
@@ -159,35 +183,45 @@ Deno.test({
   },
 });
 
+/** The values of `key` in a unit's settings, in order. */
+function values(unit: string, key: string): string[] {
+  return settings(unit).filter(([k]) => k === key).map(([, v]) => v);
+}
+
 Deno.test("systemd: the units keep the settings the daemon depends on", () => {
   for (const unit of UNITS) {
-    const all = settings(unit);
-    const get = (key: string) => all.filter(([k]) => k === key).map(([, v]) => v);
+    const get = (key: string) => values(unit, key);
     assert.deepEqual(get("DynamicUser"), ["yes"], unit);
-    assert.deepEqual(get("AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"], unit);
-    assert.deepEqual(get("CapabilityBoundingSet"), ["CAP_NET_BIND_SERVICE"], unit);
-    assert.deepEqual(get("RestrictAddressFamilies"), ["AF_INET AF_INET6"], unit);
     assert.deepEqual(get("Restart"), ["on-failure"], unit);
-    // PrivateUsers= would make the capability useless for the host's port 22, and V8 needs
-    // writable+executable memory: both must stay off.
-    assert.deepEqual(get("PrivateUsers"), [], unit);
-    assert.deepEqual(get("MemoryDenyWriteExecute"), [], unit);
-    assert.deepEqual(get("EnvironmentFile"), ["-/etc/default/net-bouncer"], unit);
+    // READY=1 once the ports are served (a reload before it is queued, not fatal), and the
+    // watchdog pings from the event loop; sent by the main process only.
+    assert.deepEqual(get("Type"), ["notify"], unit);
+    assert.deepEqual(get("NotifyAccess"), ["main"], unit);
+    assert.equal(get("WatchdogSec").length, 1, unit);
     const [execStart] = get("ExecStart");
     assert.ok(execStart.startsWith(`${BINARY} $NET_BOUNCER_ARGS`), `${unit}: ${execStart}`);
   }
-  const file = settings(UNITS[0]);
-  const [execStart] = file.filter(([k]) => k === "ExecStart").map(([, v]) => v);
-  assert.ok(execStart.endsWith(` -l ${LOG_FILE}`), execStart);
-  assert.deepEqual(file.filter(([k]) => k === "LogsDirectory").map(([, v]) => v), [
-    "net-bouncer",
-  ]);
-  assert.deepEqual(file.filter(([k]) => k === "ExecReload").map(([, v]) => v), [
-    "/bin/kill -HUP $MAINPID",
-  ]);
+  for (const unit of PORT_UNITS) {
+    const get = (key: string) => values(unit, key);
+    assert.deepEqual(get("AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"], unit);
+    assert.deepEqual(get("CapabilityBoundingSet"), ["CAP_NET_BIND_SERVICE"], unit);
+    // AF_UNIX for the sd_notify datagram.
+    assert.deepEqual(get("RestrictAddressFamilies"), ["AF_UNIX AF_INET AF_INET6"], unit);
+    // PrivateUsers= would make the capability useless for the host's port 22, and V8 needs
+    // writable+executable memory unless --jitless: both stay off where the program binds.
+    assert.deepEqual(get("PrivateUsers"), [], unit);
+    assert.deepEqual(get("MemoryDenyWriteExecute"), [], unit);
+    assert.deepEqual(get("EnvironmentFile"), ["-/etc/default/net-bouncer"], unit);
+  }
+  // The file variant and the socket-activated service write the same file, reopened on reload.
+  for (const unit of [PORT_UNITS[0], ACTIVATED_SERVICE]) {
+    const [execStart] = values(unit, "ExecStart");
+    assert.ok(execStart.endsWith(` -l ${LOG_FILE}`), execStart);
+    assert.deepEqual(values(unit, "LogsDirectory"), ["net-bouncer"], unit);
+    assert.deepEqual(values(unit, "ExecReload"), ["/bin/kill -HUP $MAINPID"], unit);
+  }
   // The journal variant must not log to a file: fail2ban's systemd backend reads stderr.
-  const journal = settings(UNITS[1]);
-  const [journalExec] = journal.filter(([k]) => k === "ExecStart").map(([, v]) => v);
+  const [journalExec] = values(PORT_UNITS[1], "ExecStart");
   assert.doesNotMatch(journalExec, / -l /);
   // The same path in the fail2ban jail and the logrotate config.
   const jail = Deno.readTextFileSync(`${ROOT}contrib/fail2ban/jail.d/net-bouncer.conf`);
@@ -196,6 +230,48 @@ Deno.test("systemd: the units keep the settings the daemon depends on", () => {
   assert.match(logrotate, /^\/var\/log\/net-bouncer\/\*\.log \{$/m);
   const filter = Deno.readTextFileSync(`${ROOT}contrib/fail2ban/filter.d/net-bouncer.conf`);
   assert.match(filter, /^journalmatch = _SYSTEMD_UNIT=net-bouncer-journal\.service$/m);
+});
+
+Deno.test("systemd: the socket-activated pair has no privilege and takes no port itself", () => {
+  const get = (key: string) => values(ACTIVATED_SERVICE, key);
+  // No capability at all, a user and a network namespace of its own, no IP traffic of its own.
+  assert.deepEqual(get("CapabilityBoundingSet"), [""]);
+  assert.deepEqual(get("AmbientCapabilities"), [""]);
+  assert.deepEqual(get("PrivateUsers"), ["yes"]);
+  assert.deepEqual(get("PrivateNetwork"), ["yes"]);
+  assert.deepEqual(get("IPAddressDeny"), ["any"]);
+  // AF_UNIX only, for sd_notify: the passed sockets are open already.
+  assert.deepEqual(get("RestrictAddressFamilies"), ["AF_UNIX"]);
+  assert.deepEqual(get("ProcSubset"), ["pid"]);
+  assert.deepEqual(get("MemoryDenyWriteExecute"), ["yes"]);
+  assert.deepEqual(get("Requires"), ["net-bouncer-activated.socket"]);
+  // Ports come from the socket, never from -p.
+  assert.doesNotMatch(get("ExecStart")[0], / -p /);
+  assert.deepEqual(get("EnvironmentFile"), ["-/etc/default/net-bouncer-activated"]);
+
+  const socket = (key: string) => values(ACTIVATED_SOCKET, key);
+  assert.deepEqual(socket("ListenStream"), ["22"]);
+  assert.deepEqual(socket("BindIPv6Only"), ["both"]);
+  assert.deepEqual(socket("Accept"), ["no"]);
+  // Deep enough for the connections that arrive while the service restarts.
+  assert.ok(Number(socket("Backlog")[0]) >= 1024, socket("Backlog")[0]);
+});
+
+Deno.test("systemd: MemoryDenyWriteExecute= comes with V8's --jitless in every way it runs", () => {
+  // V8's JIT needs writable+executable memory: under MemoryDenyWriteExecute=yes it aborts at
+  // start unless --jitless. A compiled Deno binary takes V8 flags only from `deno compile
+  // --v8-flags` (denort ignores DENO_V8_FLAGS), `deno run` also from DENO_V8_FLAGS.
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const v8Flags = (task: string) =>
+    String(config.tasks[task]).split(/\s+/)
+      .filter((word) => word.startsWith("--v8-flags="))
+      .flatMap((word) => word.slice("--v8-flags=".length).split(","));
+  for (const unit of UNITS) {
+    if (values(unit, "MemoryDenyWriteExecute")[0] !== "yes") continue;
+    const environment = values(unit, "Environment").join(" ");
+    assert.match(environment, /DENO_V8_FLAGS=--jitless/, `${unit}: for deno run`);
+    assert.ok(v8Flags("compile").includes("--jitless"), `deno.json compile task: ${unit}`);
+  }
 });
 
 /** Every system call name in each @group, from `systemd-analyze syscall-filter` (expanded). */
