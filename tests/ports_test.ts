@@ -26,7 +26,7 @@ Deno.test("parsePorts() rejects every bad value with a message that quotes it", 
     ["10-5", /^Cannot listen on ports "10-5": range must be ascending$/],
     ["22,", /^Cannot listen on port "": value must be 0-65535$/],
     [" 22", /^Cannot listen on port " 22": value must be 0-65535$/],
-    ["0x16", /value must be 1-65535/],
+    ["0x16", /value must be 0-65535/],
     ["1-2-3", /value must be 1-65535/],
   ];
   for (const [spec, message] of cases) {
