@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
+import { Bouncer } from "../lib/bouncer.ts";
+import { EventLog } from "../lib/event_log.ts";
+import { createFormatter } from "../lib/format.ts";
+import type { ConnectionSink, ListenerSet } from "../lib/listener_set.ts";
+import { LogWriter, type WriteTarget } from "../lib/log_writer.ts";
 import { ACCEPT_ERROR_REASONS, Metrics, METRICS_CONTENT_TYPE } from "../lib/metrics.ts";
+import { PrefixSet } from "../lib/prefix_set.ts";
 import {
   isLoopback,
   MAX_CONNECTIONS,
@@ -190,6 +196,87 @@ export async function promtoolCheck(text: string): Promise<void> {
   assert.equal(code, 0, output);
   assert.equal(output.trim(), "", output);
 }
+
+// --- What the daemon counts: Bouncer and LogWriter feeding a Metrics ---
+
+Deno.test("Bouncer counts into Metrics: ports when bound, each event in its series", async () => {
+  let sink: ConnectionSink | null = null;
+  const listeners: ListenerSet = {
+    dualStackInOneSocket: true,
+    bind: (_hostname, port) => port === 0 ? 40001 : port,
+    serve: (s) => {
+      sink = s;
+      return Promise.resolve();
+    },
+    close: () => {},
+  };
+  const metrics = newMetrics();
+  const formatter = createFormatter("text");
+  const allowList = new PrefixSet();
+  allowList.add("192.0.2.0/24");
+  const server = new Bouncer(listeners, { writeBytes: () => {} }, {
+    formatter,
+    log: new EventLog({ write: () => {} }, formatter),
+    allowList,
+    metrics,
+  });
+  server.listen([22, 0]);
+  // Bound ports have their series before any connection; port 0 is counted as the one bound.
+  const bound = metrics.render();
+  assert.equal(sample(bound, 'net_bouncer_connections_total{port="22",family="ipv4"}'), 0);
+  assert.equal(sample(bound, 'net_bouncer_connections_total{port="40001",family="ipv6"}'), 0);
+  assert.ok(!bound.includes('port="0"'));
+  await server.serve();
+  const s = sink! as ConnectionSink;
+  s.connection("203.0.113.5", 1000, 22, null);
+  s.connection("2001:db8::1", 1000, 22, null);
+  s.connection("2001:db8::2", 1000, 40001, null);
+  s.connection("192.0.2.7", 1000, 22, null); // allow-listed
+  s.dropped(40001);
+  s.reset(22);
+  s.acceptFailed({ kind: "resource", code: "EMFILE" }, 22);
+  s.acceptFailed({ kind: "resource", code: "ENOBUFS" }, 22);
+  s.acceptFailed({ kind: "connection", code: "ECONNABORTED" }, 22);
+  const text = metrics.render();
+  assert.equal(sample(text, 'net_bouncer_connections_total{port="22",family="ipv4"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_connections_total{port="22",family="ipv6"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_connections_total{port="40001",family="ipv6"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_ignored_connections_total{port="22"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_ignored_connections_total{port="40001"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_connections_reset_before_accept_total{port="22"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_accept_errors_total{reason="emfile"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_accept_errors_total{reason="enobufs"}'), 1);
+  assert.equal(sample(text, 'net_bouncer_accept_errors_total{reason="other"}'), 1);
+  assert.equal(samples(text).length, samples(bound).length);
+});
+
+Deno.test("LogWriter counts into Metrics: failed writes, dropped lines, reopens", () => {
+  const metrics = newMetrics();
+  let full = false;
+  const target = (): WriteTarget => ({
+    writeSync: (data) => {
+      if (full) throw Object.assign(new Error("No space left on device"), { code: "ENOSPC" });
+      return data.length;
+    },
+    close: () => {},
+  });
+  const writer = new LogWriter("/nonexistent/log", {
+    open: target,
+    report: () => {},
+    metrics,
+  });
+  writer.write("one\n");
+  full = true;
+  writer.write("two\n");
+  writer.write("three\nfour\n");
+  full = false;
+  writer.reopen();
+  writer.reopen();
+  const text = metrics.render();
+  assert.equal(sample(text, "net_bouncer_log_write_failures_total"), 2);
+  assert.equal(sample(text, "net_bouncer_log_dropped_lines_total"), 3);
+  assert.equal(sample(text, "net_bouncer_log_reopens_total"), 2);
+});
 
 // --- The HTTP endpoint, in process, with real sockets on loopback ---
 
