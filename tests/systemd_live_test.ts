@@ -21,6 +21,8 @@ import { CONNECTION_LINE, linesMatching, needsTools, readOrEmpty, ROOT, waitFor 
 const LOG_FILE = "/var/log/net-bouncer/net-bouncer.log";
 /** The port the shipped units listen on. */
 const PORT = 22;
+/** The port the README's drop-in adds to the socket. */
+const EXTRA_PORT = 2323;
 /** Highest acceptable exposure (systemd-analyze security) of the file and journal units. */
 const MAX_EXPOSURE = 1.5;
 /** Highest acceptable exposure of the socket-activated service. */
@@ -408,7 +410,7 @@ Deno.test({
         await c.sh(`systemctl start ${socket}`, { timeoutMs: UNIT_DEADLINE_MS });
         // Bound by PID 1 before any service runs.
         const listening = await c.sh(`ss -ltnpH 'sport = :${PORT}'`);
-        assert.match(listening, /users:\(\("systemd",pid=1,/, listening);
+        assert.match(listening, /\("systemd",pid=1,/, listening);
         assert.equal(await property(c, activated, "ActiveState"), "inactive");
         // The first connection starts the service, which logs it.
         const before = connectionCount(fileLog(c), CLIENT_V4);
@@ -429,6 +431,9 @@ Deno.test({
           .trim().split("\n");
         assert.notEqual(own, host, "a network namespace of its own");
         await assertClientsLogged(c, fileReader);
+        // Without a JIT, Deno cannot compile its fast FFI calls and warns once per symbol; the
+        // log level of the start task (--quiet) keeps that out of stderr and so the journal.
+        assert.doesNotMatch(await journal(c, activated), /turbocall|Warning/);
         const level = await exposure(c, activated);
         console.log(`${activated}: live exposure ${level}`);
         assert.ok(level <= MAX_EXPOSURE_ACTIVATED, `exposure ${level} > ${MAX_EXPOSURE_ACTIVATED}`);
@@ -496,6 +501,41 @@ Deno.test({
         assert.notEqual(await property(c, activated, "MainPID"), pid);
         assert.match(await journal(c, activated), /Watchdog timeout/);
         // And it serves again.
+        await assertClientsLogged(c, fileReader);
+      });
+
+      await t.step("socket pair: a drop-in adds a port (as the README shows)", async () => {
+        await resetStartLimit(c, activated);
+        await c.sh(
+          `set -eu
+          mkdir -p /etc/systemd/system/${socket}.d
+          printf '[Socket]\\nListenStream=${EXTRA_PORT}\\n' > /etc/systemd/system/${socket}.d/ports.conf
+          systemctl daemon-reload
+          systemctl restart ${socket}`,
+          { timeoutMs: UNIT_DEADLINE_MS },
+        );
+        const listening = await c.sh(`ss -ltnpH 'sport = :${EXTRA_PORT}'`);
+        assert.match(listening, /\("systemd",pid=1,/, listening);
+        const before = fileLog(c);
+        const { port } = await client<{ port: number }>(c, [
+          "knock",
+          CLIENT_V6,
+          String(EXTRA_PORT),
+        ]);
+        assert.ok(port > 0);
+        await waitFor(
+          "the line of the drop-in's port",
+          () =>
+            linesMatching(
+              fileLog(c),
+              new RegExp(`Connection from ${CLIENT_V6} on port ${EXTRA_PORT}$`),
+            )
+              .length > linesMatching(before, new RegExp(`on port ${EXTRA_PORT}$`)).length,
+          {
+            timeoutMs: UNIT_DEADLINE_MS,
+          },
+        );
+        // Port 22 still served by the same service.
         await assertClientsLogged(c, fileReader);
       });
 
