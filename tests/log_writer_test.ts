@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { NotRegularFileError } from "../lib/errors.ts";
 import { LogWriter, openLogFile, type WriteTarget } from "../lib/log_writer.ts";
-import { programCommand, run, waitFor, withFakeClocks, withTempDir } from "./_util.ts";
+import {
+  connectionAddresses,
+  DEADLINE_MS,
+  knock,
+  programCommand,
+  readOrEmpty,
+  run,
+  startProgram,
+  waitFor,
+  withFakeClocks,
+  withTempDir,
+} from "./_util.ts";
 
 const decoder = new TextDecoder();
 
@@ -394,5 +405,46 @@ Deno.test("openLogFile() escapes control characters in the path it names", async
     assert.throws(() => openLogFile(`${dir}/a\x1b[31m\nb`), {
       message: `Cannot open log file "${dir}/a\\x1b[31m\\nb": is a directory`,
     });
+  });
+});
+
+Deno.test("SIGHUP with a FIFO at the log path: the daemon reports it, keeps the old file, stops on SIGTERM", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/net-bouncer.log`;
+    // No logFile option: the Program's log is then its stderr, where the report goes.
+    const program = await startProgram(["-p", "0", "-l", path], { listening: 0 });
+    let exited = false;
+    try {
+      const listening = await waitFor(
+        "the Listening line",
+        () => /Listening on port (\d+) /.exec(readOrEmpty(path)),
+      );
+      await Deno.rename(path, `${path}.1`);
+      assert.equal((await run("mkfifo", [path])).code, 0);
+      program.kill("SIGHUP");
+      await program.waitForLines(
+        /^net-bouncer: error: Cannot open log file ".*": not a regular file; still writing to the previous file$/,
+      );
+      await knock("::1", Number(listening[1]));
+      await waitFor(
+        "the connection line in the previous file",
+        () => connectionAddresses(readOrEmpty(`${path}.1`)).length === 1,
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const result = await Promise.race([
+        program.stop(),
+        new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), DEADLINE_MS)),
+      ]);
+      clearTimeout(timer);
+      assert.ok(result !== null, "no exit after SIGTERM");
+      exited = true;
+      assert.equal(result.code, 0);
+    } finally {
+      if (!exited) {
+        program.kill("SIGKILL");
+        await program.stop();
+      }
+    }
+    assert.match(await Deno.readTextFile(`${path}.1`), /\[INFO\] Stopped after 1 connection\n$/);
   });
 });
