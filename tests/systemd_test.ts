@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   CONNECTION_LINE,
   freePort,
+  isFile,
   knock,
   needsTools,
   readOrEmpty,
@@ -348,7 +349,9 @@ Deno.test({
         await program.waitForLines(CONNECTION_LINE, 2);
         Deno.renameSync(logFile, `${logFile}.1`);
         Deno.kill(pid, "SIGHUP");
-        // The reopened file gets the next connection's line.
+        // The handler runs some time after the signal: once it has made the new file, the
+        // reopened file gets the next connection's line.
+        await waitFor("the reopened log file", () => isFile(logFile));
         await knock("127.0.0.1", port);
         await program.waitForLines(CONNECTION_LINE, 1);
         Deno.kill(pid, "SIGTERM");
