@@ -14,7 +14,7 @@ import { type Libc, openLibc, unixDatagramSender } from "./lib/libc.ts";
 import type { ListenerSet } from "./lib/listener_set.ts";
 import { LogWriter } from "./lib/log_writer.ts";
 import { Metrics } from "./lib/metrics.ts";
-import { listenMetrics, type MetricsServer } from "./lib/metrics_server.ts";
+import { listenMetrics, MetricsServer } from "./lib/metrics_server.ts";
 import { NativeListeners } from "./lib/native_listener.ts";
 import { PortableListeners } from "./lib/portable_listener.ts";
 import type { PrefixSet } from "./lib/prefix_set.ts";
@@ -25,6 +25,9 @@ import {
   type Notifier,
   takeListenFds,
 } from "./lib/systemd.ts";
+
+/** `FileDescriptorName=` of a socket that systemd passes for the metrics endpoint. */
+export const METRICS_FD_NAME = "metrics";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoConfig.version;
@@ -194,7 +197,13 @@ async function serve(
   }
   const config = invocation.config;
   const addressConfig = await loadAddressConfig(config);
-  const metrics = config.metrics === null
+  const metricsFd = listenFds?.find((passed) => passed.name === METRICS_FD_NAME) ?? null;
+  if (metricsFd !== null && config.metrics !== null) {
+    throw new UsageError(
+      'Option "--metrics" and a metrics socket passed by systemd exclude each other',
+    );
+  }
+  const metrics = config.metrics === null && metricsFd === null
     ? null
     : new Metrics({ version: VERSION, clock: options.clock });
   metrics?.allowListSize(addressConfig.allowList?.size ?? 0);
@@ -242,8 +251,14 @@ async function serve(
       // Bound first, announced last: a failed start names no socket it let go again.
       if (metrics !== null && config.metrics !== null) {
         metricsServer = listenMetrics(config.metrics, metrics);
+      } else if (metrics !== null && metricsFd !== null) {
+        // node:net, which can listen on a descriptor, costs 6 MB: loaded only for this.
+        const { listenOnDescriptor } = await import("./lib/fd_listener.ts");
+        metricsServer = new MetricsServer(await listenOnDescriptor(metricsFd.fd), metrics);
       }
-      if (listenFds !== null) adoptListenFds(server, listeners, listenFds);
+      if (listenFds !== null) {
+        adoptListenFds(server, listeners, listenFds.filter((passed) => passed !== metricsFd));
+      }
       if (config.ports.length > 0) server.listen(config.ports);
       metricsServer?.announce(log);
       await (options.dropPermissions ?? dropPermissions)({
@@ -277,12 +292,11 @@ async function serve(
   }
 }
 
-/** Serves the sockets systemd passed; `metrics` ones are left to the metrics endpoint. */
+/** Serves the sockets systemd passed as honeypot ports. */
 function adoptListenFds(server: Bouncer, listeners: ListenerSet, fds: ListenFd[]): void {
   if (!(listeners instanceof NativeListeners)) {
     throw new RuntimeError("Sockets passed by systemd need the native listener");
   }
-  // TODO(#13): serve a socket named "metrics" as the metrics endpoint.
   const scopes = { ipv4: "IPv4", ipv6: "IPv6", dual: "IPv4 and IPv6" };
   server.adopt(fds.map(({ fd }) => {
     const { port, family } = listeners.adopt(fd);
