@@ -7,7 +7,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { Bouncer } from "./lib/bouncer.ts";
 import { type Config, parseArgs } from "./lib/cli.ts";
-import { plural, UsageError } from "./lib/errors.ts";
+import { escapeControls, plural, quote, UsageError } from "./lib/errors.ts";
 import { EventLog } from "./lib/event_log.ts";
 import { createFormatter } from "./lib/format.ts";
 import { type Libc, openLibc, unixDatagramSender } from "./lib/libc.ts";
@@ -69,10 +69,10 @@ function exitCodeOf(error: unknown): number {
   return 1; // OS errors, runtime errors, and anything unexpected: never a stack trace
 }
 
-/** One line, never a stack trace; control characters were escaped where values were quoted. */
+/** One line, never a stack trace; control characters (a newline too) are shown escaped. */
 function errorLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return `net-bouncer: error: ${message.split("\n")[0]}`;
+  return `net-bouncer: error: ${escapeControls(message)}`;
 }
 
 /** Gives up what the running daemon no longer needs once its ports are bound. */
@@ -152,7 +152,7 @@ function createListeners(
   try {
     libc = load();
   } catch (error) {
-    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const why = escapeControls(error instanceof Error ? error.message : String(error));
     if (config.listener === "native" || activated) {
       throw new RuntimeError(`Cannot use the native listener: ${why}`, { cause: error });
     }
@@ -323,12 +323,12 @@ function reload(
     metrics?.allowListSize(allowList.size);
     log.info(
       "reloaded",
-      `Reloaded "${config.ignoreFile}": ${plural(allowList.size, "prefix", "prefixes")}`,
+      `Reloaded ${quote(config.ignoreFile ?? "")}: ${plural(allowList.size, "prefix", "prefixes")}`,
       { file: config.ignoreFile, count: allowList.size },
     );
   } catch (error) {
     // Whatever went wrong, the previous list stays and the daemon goes on.
-    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const why = escapeControls(error instanceof Error ? error.message : String(error));
     log.error("error", `${why}; keeping the previous list`, { reason: why });
   }
 }

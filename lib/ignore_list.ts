@@ -1,5 +1,5 @@
 /** The allow-list: `--ignore CIDR` values and `--ignore-file FILE` lines. */
-import { PrefixSet } from "./ip.ts";
+import { PrefixSet } from "./prefix_set.ts";
 import { escapeControls, isOsError, quote, reason, UsageError } from "./errors.ts";
 
 /**

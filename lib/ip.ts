@@ -44,6 +44,3 @@ export function parseBindAddress(text: string): string {
   }
   return address;
 }
-
-// TODO(#9): import PrefixSet from lib/prefix_set.ts directly; kept here for lib/ignore_list.ts.
-export { PrefixSet } from "./prefix_set.ts";

@@ -2,6 +2,7 @@
  * Parsing of `-p` port specifications: `22`, `23,2323`, `8000-8010`, and `0` for one port that
  * the system picks (announced in the Listening line; tests use it so that no port is guessed).
  */
+import { quote } from "./errors.ts";
 
 /** The most ports one process listens on. */
 export const MAX_PORTS = 1024;
@@ -13,7 +14,7 @@ const NUMBER = /^[0-9]{1,5}$/;
 function parsePort(text: string, { min = 1 }: { min?: number } = {}): number {
   const port = NUMBER.test(text) ? Number(text) : NaN;
   if (!(port >= min && port <= MAX_PORT)) {
-    throw new RangeError(`Cannot listen on port "${text}": value must be ${min}-${MAX_PORT}`);
+    throw new RangeError(`Cannot listen on port ${quote(text)}: value must be ${min}-${MAX_PORT}`);
   }
   return port;
 }
@@ -33,15 +34,15 @@ export function parsePorts(specs: readonly string[]): number[] {
         continue;
       }
       if (range[2] === "") {
-        throw new RangeError(`Cannot listen on ports "${item}": a range must be FIRST-LAST`);
+        throw new RangeError(`Cannot listen on ports ${quote(item)}: a range must be FIRST-LAST`);
       }
       const first = parsePort(range[1]);
       const last = parsePort(range[2]);
       if (first > last) {
-        throw new RangeError(`Cannot listen on ports "${item}": range must be ascending`);
+        throw new RangeError(`Cannot listen on ports ${quote(item)}: range must be ascending`);
       }
       if (last - first + 1 > MAX_PORTS) {
-        throw new RangeError(`Cannot listen on ports "${item}": at most ${MAX_PORTS} ports`);
+        throw new RangeError(`Cannot listen on ports ${quote(item)}: at most ${MAX_PORTS} ports`);
       }
       for (let port = first; port <= last; port++) ports.add(port);
     }

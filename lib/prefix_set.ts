@@ -4,6 +4,7 @@
  * grows with the logarithm of the list's size: 100,000 prefixes cost about what 10 do.
  */
 import ipaddr from "ipaddr.js";
+import { quote } from "./errors.ts";
 
 /** Where an IPv4 address sits in IPv4-mapped IPv6 space (::ffff:0:0/96). */
 const MAPPED_BITS = 96;
@@ -140,14 +141,18 @@ export class PrefixSet {
     const valid = extra === undefined &&
       (isV4 || (!host.includes("%") && ipaddr.IPv6.isValid(host))) &&
       (bitsText === undefined || (/^\d{1,3}$/.test(bitsText) && Number(bitsText) <= max));
-    if (!valid) throw new RangeError(`Cannot ignore "${cidr}": not an IP address or CIDR prefix`);
+    if (!valid) {
+      throw new RangeError(`Cannot ignore ${quote(cidr)}: not an IP address or CIDR prefix`);
+    }
     const address = ipaddr.parse(host);
     const bits = bitsText === undefined ? max : Number(bitsText);
     // Clients on a dual-stack socket are logged and matched as IPv4: so are mapped prefixes.
     // A shorter one reaches beyond ::ffff:0:0/96 into IPv6 space: surely not what was meant.
     if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) {
       if (bits < MAPPED_BITS) {
-        throw new RangeError(`Cannot ignore "${cidr}": an IPv4-mapped prefix needs /96 or more`);
+        throw new RangeError(
+          `Cannot ignore ${quote(cidr)}: an IPv4-mapped prefix needs /96 or more`,
+        );
       }
       this.#v4.add(address.toIPv4Address().toByteArray(), bits - MAPPED_BITS);
     } else if (address.kind() === "ipv4") {

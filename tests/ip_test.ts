@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { canonicalAddress, parseBindAddress, PrefixSet } from "../lib/ip.ts";
+import { canonicalAddress, parseBindAddress } from "../lib/ip.ts";
+import { PrefixSet } from "../lib/prefix_set.ts";
 import { runProgram } from "./_util.ts";
 
 Deno.test("canonicalAddress() logs IPv4 clients of a dual-stack socket as IPv4", () => {
