@@ -50,6 +50,7 @@ export const USAGE =
   `net-bouncer -p PORT [-p PORT ...] [-l FILE] [-4 | -6] [-b ADDRESS] [--format text|json]
             [--ignore CIDR ...] [--ignore-file FILE] [--listener auto|native|portable]
             [--metrics ADDRESS:PORT]
+net-bouncer report [FILE ...]   (net-bouncer report --help)
 net-bouncer --help | --version`;
 
 /** One option: its names, and the name of its value if it takes one. */
