@@ -107,23 +107,47 @@ function removeStaleImages(): void {
     try {
       [owner, nspawn = 0] = Deno.readTextFileSync(`${dir}.owner`).trim().split(" ").map(Number);
     } catch {
-      // No owner file: left by a run killed between mkdir and writing it.
+      // No owner file: its run is gone (the owner file is written before the directory).
     }
     if (owner > 0 && processAlive(owner)) continue;
-    if (nspawn > 0 && commandMentions(nspawn, dir)) {
-      const pid1 = childNamed(nspawn, "systemd");
-      runSync("kill", ["-KILL", "--", `-${nspawn}`]);
+    // Its nspawn, if it outlived the run: named in the owner file, or found by its -D argument.
+    const candidates = nspawn > 0 ? [nspawn] : nspawnProcesses();
+    for (const pid of candidates.filter((pid) => commandMentions(pid, `${dir}\0`))) {
+      const pid1 = childNamed(pid, "systemd");
+      runSync("kill", ["-KILL", "--", `-${pid}`]);
       if (pid1) runSync("kill", ["-KILL", String(pid1)]);
     }
     unmountImage(dir);
   }
   for (const entry of Deno.readDirSync(MOUNT_BASE)) {
-    // systemd-nspawn's lock files (".#root.X.lck") of images that are gone.
-    const match = entry.name.match(/^\.#(root\.[^/]+)\.lck$/);
-    if (match && !exists(`${MOUNT_BASE}/${match[1]}`)) {
+    // systemd-nspawn's lock files (".#root.X.lck") of images that are gone, and owner files of
+    // runs that are gone and whose image is (a run killed between the two removals).
+    const lock = entry.name.match(/^\.#(root\.[^/]+)\.lck$/);
+    if (lock && !exists(`${MOUNT_BASE}/${lock[1]}`)) {
       Deno.removeSync(`${MOUNT_BASE}/${entry.name}`);
     }
+    const owner = entry.name.match(/^(root\.[^/]+)\.owner$/);
+    if (owner && !exists(`${MOUNT_BASE}/${owner[1]}`)) {
+      const pid = Number(Deno.readTextFileSync(`${MOUNT_BASE}/${entry.name}`).split(" ")[0]);
+      if (!(pid > 0 && processAlive(pid))) Deno.removeSync(`${MOUNT_BASE}/${entry.name}`);
+    }
   }
+}
+
+/** The ids of the systemd-nspawn processes running now. */
+function nspawnProcesses(): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${entry.name}/comm`).trim() === "systemd-nspawn") {
+        pids.push(Number(entry.name));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }
 
 function exists(path: string): boolean {
