@@ -15,6 +15,8 @@ export interface LoopSummary {
   refused: number;
   /** Other failures, by error code. */
   errors: Record<string, number>;
+  /** The longest a connection took from connect to the server's close, in milliseconds. */
+  slowestMs: number;
 }
 
 async function loop(port: number, sources: string[]): Promise<LoopSummary> {
@@ -26,10 +28,12 @@ async function loop(port: number, sources: string[]): Promise<LoopSummary> {
     }
     open = false;
   })();
-  const summary: LoopSummary = { made: 0, refused: 0, errors: {} };
+  const summary: LoopSummary = { made: 0, refused: 0, errors: {}, slowestMs: 0 };
   for (let i = 0; open; i++) {
     try {
+      const started = performance.now();
       const knock = await knockFrom(sources[i % sources.length], port);
+      summary.slowestMs = Math.max(summary.slowestMs, Math.round(performance.now() - started));
       if (knock.port !== 0) summary.made++;
       else summary.errors["no handshake"] = (summary.errors["no handshake"] ?? 0) + 1;
     } catch (error) {

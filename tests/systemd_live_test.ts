@@ -34,6 +34,8 @@ const CLIENT_V6 = "2001:db8::7";
 const RELOAD_RACE_ROUNDS = 5;
 /** How many restarts happen while a client connects in a loop. */
 const RESTARTS = 5;
+/** A connection that took this long waited in the socket's backlog for the next process. */
+const MIN_BACKLOG_WAIT_MS = 50;
 /** The first line of a log the program writes once its ports are bound. */
 const LISTENING_LINE = /\[INFO\] Listening on /;
 /** How long a unit state change may take (Deno starts in well under a second). */
@@ -467,9 +469,13 @@ Deno.test({
         const logged = connectionCount(fileLog(c)) - before;
         console.log(
           `${activated}: ${summary.made} connections made, ${logged} logged, ` +
-            `${summary.refused} refused, during ${RESTARTS} restarts`,
+            `${summary.refused} refused, during ${RESTARTS} restarts; the slowest waited ` +
+            `${summary.slowestMs} ms in the backlog`,
         );
         assert.equal(pids.size, RESTARTS, "every restart made a new process");
+        // Connections did arrive while no process served the socket (a served one closes in
+        // about a millisecond; starting a process takes far longer).
+        assert.ok(summary.slowestMs >= MIN_BACKLOG_WAIT_MS, `slowest ${summary.slowestMs} ms`);
         assert.equal(logged, summary.made, "every connection logged exactly once");
         assert.equal(summary.refused, 0);
         assert.deepEqual(summary.errors, {});
