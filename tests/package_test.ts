@@ -27,7 +27,13 @@ import {
   unitNames,
 } from "../scripts/package.ts";
 import { outputFor, TARGETS } from "../scripts/compile_all.ts";
-import { bootContainer, type Container, installProgram, PROGRAM_PATH } from "./_container.ts";
+import {
+  bootContainer,
+  type Container,
+  installProgram,
+  MOUNT_BASE,
+  PROGRAM_PATH,
+} from "./_container.ts";
 import {
   DEADLINE_MS,
   needsTools,
@@ -490,13 +496,16 @@ const UPGRADE_VERSION = `${VERSION}+upgrade1`;
 const LOG_FILE = "/var/log/net-bouncer/net-bouncer.log";
 /** Deadline of one apt-get run in the container, in milliseconds. */
 const APT_TIMEOUT_MS = 120_000;
-/** What the container's files are compared on before the install and after the purge. */
-const SNAPSHOT_DIRS = ["/etc", "/usr", "/var", "/opt", "/srv", "/root"];
+/**
+ * What the container's files are compared on before the install and after the purge: where a
+ * package, its maintainer scripts and its units can write (the image is the live machine, whose
+ * home directories change with whatever else runs on it).
+ */
+const SNAPSHOT_DIRS = ["/etc", "/usr", "/var", "/opt", "/srv"];
 /**
  * New paths that are no trace of the package: dpkg's, apt's and its hooks' records and logs, the
  * journal, fail2ban's ban database and log, systemd's own state and the private /var/tmp of
- * services it started meanwhile, and the Deno cache of the machine (the container's image is
- * the live machine, whose Deno runs the test's clients).
+ * services it started meanwhile.
  */
 const CHURN = [
   /^\/var\/lib\/dpkg\//,
@@ -505,7 +514,8 @@ const CHURN = [
   /^\/var\/lib\/(apt|fail2ban|PackageKit)\b/,
   /^\/var\/lib\/systemd\/(timers|random-seed|linger)\b/,
   /^\/var\/tmp\/systemd-private-/,
-  /^\/root\/\.cache\/deno\//,
+  // The images of containers that this machine boots (the container's image is the live machine).
+  new RegExp(`^${MOUNT_BASE}/`),
 ];
 
 /** One connection from `source` (a loopback address of the container) to its port 22. */
@@ -696,10 +706,11 @@ Deno.test({
       console.log(`new paths after the purge:\n${left.join("\n") || "(none)"}`);
       // A trace of the package: a new path that is no churn, or one that names the package
       // (but man-db's cache of the page that the test's `man` formatted, which man-db's daily
-      // job drops once the source is gone, and the machine's Deno cache).
+      // job drops once the source is gone, and the harness's images).
       const traces = left.filter((path) =>
         !CHURN.some((pattern) => pattern.test(path)) ||
-        (path.includes("net-bouncer") && !/^\/(root\/\.cache\/deno|var\/cache\/man)\//.test(path))
+        (path.includes("net-bouncer") && !path.startsWith("/var/cache/man/") &&
+          !path.startsWith(`${MOUNT_BASE}/`))
       );
       assert.deepEqual(traces, []);
     } catch (error) {
