@@ -14,18 +14,19 @@ export type ListenFunction = (options: { hostname: string; port: number }) => De
 
 const MAPPED_PREFIX = "::ffff:";
 
+/** A listener, its port, and when it last accepted while stopping (`performance.now`). */
+interface Entry {
+  listener: Deno.Listener;
+  port: number;
+  lastAccept: number;
+}
+
 /** Options of {@linkcode PortableListeners}. */
 export interface PortableListenersOptions {
   /** Drop IPv4 clients of IPv6 listeners (`-6`: Deno cannot set IPV6_V6ONLY). */
   dropIPv4?: boolean;
   /** Opens listeners (default `Deno.listen`). */
   listen?: ListenFunction;
-}
-
-function cancellableDelay(ms: number): { promise: Promise<null>; cancel: () => void } {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const promise = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
-  return { promise, cancel: () => clearTimeout(timer) };
 }
 
 /** How a failed `accept()` is handled, by the error's class and code. */
@@ -51,10 +52,8 @@ export class PortableListeners implements ListenerSet {
   readonly dualStackInOneSocket = false;
   #listen: ListenFunction;
   #dropIPv4: boolean;
-  #listeners: { listener: Deno.Listener; port: number }[] = [];
+  #listeners: Entry[] = [];
   #closing = false;
-  #stopped: () => void = () => {};
-  #stopping = new Promise<null>((resolve) => this.#stopped = () => resolve(null));
 
   /** Creates an empty set. */
   constructor(options: PortableListenersOptions = {}) {
@@ -66,61 +65,55 @@ export class PortableListeners implements ListenerSet {
   bind(hostname: string, port: number, _options: { v6only: boolean }): number {
     const listener = this.#listen({ hostname, port });
     const bound = port === 0 ? (listener.addr as Deno.NetAddr).port : port;
-    this.#listeners.push({ listener, port: bound });
+    this.#listeners.push({ listener, port: bound, lastAccept: 0 });
     return bound;
   }
 
   /** Accepts until {@linkcode close}, then what waits in the queues. */
   async serve(sink: ConnectionSink): Promise<void> {
     if (this.#closing) {
-      this.#closeAll();
+      for (const { listener } of this.#listeners) closeListener(listener);
       return;
     }
-    await Promise.all(
-      this.#listeners.map(({ listener, port }) => this.#loop(listener, port, sink)),
-    );
+    await Promise.all(this.#listeners.map((entry) => this.#loop(entry, sink)));
   }
 
-  /** Stops serving: each loop takes the connections that wait, then closes its listener. */
+  /**
+   * Stops serving: each listener is closed once no connection came for {@linkcode DRAIN_IDLE_MS},
+   * so the connections waiting in its queue are taken first.
+   */
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#stopped();
+    for (const entry of this.#listeners) {
+      entry.lastAccept = performance.now();
+      this.#closeWhenIdle(entry);
+    }
   }
 
-  #closeAll(): void {
-    for (const { listener } of this.#listeners) closeListener(listener);
+  #closeWhenIdle(entry: Entry): void {
+    // A timer per listener while stopping, not a race on every accept: a promise raced
+    // against on every accept keeps a reaction for each, and memory grew without bound.
+    setTimeout(() => {
+      if (performance.now() - entry.lastAccept >= DRAIN_IDLE_MS) closeListener(entry.listener);
+      else this.#closeWhenIdle(entry);
+    }, DRAIN_IDLE_MS);
   }
 
-  async #loop(listener: Deno.Listener, port: number, sink: ConnectionSink): Promise<void> {
-    let pending = listener.accept();
-    try {
-      while (true) {
-        // Until stopped, wait for a connection or the stop; then for a connection or idleness.
-        const idle = this.#closing ? cancellableDelay(DRAIN_IDLE_MS) : null;
-        const result = await Promise.race([
-          pending.then((conn) => ({ conn }), (error: Error) => ({ error })),
-          idle?.promise ?? this.#stopping,
-        ]);
-        idle?.cancel();
-        if (result === null) {
-          if (idle !== null) return; // drained
-          continue; // stopping: drain what waits
-        }
-        if ("error" in result) {
-          // The next accept only after the back-off: one that runs meanwhile fails again at
-          // once, and Deno itself can panic when it finds no free descriptor.
-          if (!await this.#failed(result.error, port, sink)) return;
-        } else {
-          this.#handle(result.conn, port, sink);
-        }
-        pending = listener.accept();
+  async #loop(entry: Entry, sink: ConnectionSink): Promise<void> {
+    const { listener, port } = entry;
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        // The next accept only after the back-off: one that runs meanwhile fails again at
+        // once, and Deno itself can panic when it finds no free descriptor.
+        if (!await this.#failed(error as Error, port, sink)) return;
+        continue;
       }
-    } finally {
-      closeListener(listener);
-      // An accept that completed as the listener closed still counts: log it.
-      const last = await pending.then((conn) => conn, () => null);
-      if (last !== null) this.#handle(last, port, sink);
+      if (this.#closing) entry.lastAccept = performance.now();
+      this.#handle(conn, port, sink);
     }
   }
 
