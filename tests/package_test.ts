@@ -576,8 +576,8 @@ async function unitProperty(container: Container, unit: string, name: string): P
 const SERVICE = RECOMMENDED_UNIT.replace(/\.socket$/, ".service");
 
 Deno.test({
-  name: "container: apt install serves port 22 and fail2ban bans; upgrade keeps an edited jail " +
-    "and restarts; purge leaves nothing",
+  name: "container: apt install serves port 22 and fail2ban bans; upgrade keeps an edited jail, " +
+    "restarts, leaves a disabled unit off; remove stops; purge leaves nothing",
   ignore: needsTools("systemd-nspawn", "dpkg-deb", "fail2ban-server", "iptables"),
   async fn() {
     const container = await bootContainer();
@@ -690,12 +690,33 @@ Deno.test({
       assert.equal((await container.sh(`systemctl is-active ${SERVICE}`)).trim(), "active");
       assert.match(await container.sh("fail2ban-client get net-bouncer bantime"), /^172800$/m);
 
+      // A unit the admin disabled stays disabled and stopped across an upgrade (reinstalling
+      // runs the same maintainer scripts, with the old version given).
+      await container.sh(`systemctl disable --now ${RECOMMENDED_UNIT} ${SERVICE}`);
+      await apt(
+        container,
+        `install -y --reinstall /tmp/${debFileName(UPGRADE_VERSION, hostArch())}`,
+      );
+      assert.equal(
+        (await container.exec(["systemctl", "is-enabled", RECOMMENDED_UNIT])).stdout.trim(),
+        "disabled",
+      );
+      const stopped = await container.exec(["systemctl", "is-active", RECOMMENDED_UNIT, SERVICE]);
+      assert.deepEqual(stopped.stdout.trim().split("\n"), ["inactive", "inactive"]);
+      await container.sh(`systemctl enable --now ${RECOMMENDED_UNIT}`);
+      assert.equal(await knockInContainer(container, "127.0.0.9"), "connected");
+      await waitFor(
+        "a line after enabling the unit again",
+        () => /\[INFO\] Connection from 127\.0\.0\.9 on port 22$/m.test(readOrEmpty(log)),
+      );
+      assert.equal((await container.sh(`systemctl is-active ${SERVICE}`)).trim(), "active");
+
       // Remove: the units stop; the configuration and the logs stay.
       await apt(container, "remove -y net-bouncer");
       const state = await container.exec(["systemctl", "is-active", RECOMMENDED_UNIT, SERVICE]);
       assert.deepEqual(state.stdout.trim().split("\n"), ["inactive", "inactive"]);
       assert.equal(Deno.readTextFileSync(container.path(jail)), edited);
-      assert.match(readOrEmpty(log), /Connection from 127\.0\.0\.6 on port 22$/m);
+      assert.match(readOrEmpty(log), /Connection from 127\.0\.0\.9 on port 22$/m);
       assert.equal(await knockInContainer(container, "127.0.0.8"), "ECONNREFUSED");
 
       // Purge.
