@@ -23,7 +23,7 @@ Usage: $PROG --binary PATH [--prefix DIR] [--dry-run] [--force]
 
 Installs net-bouncer and its service files:
   PATH                                        -> /usr/local/bin/net-bouncer (mode $BINARY_MODE)
-  contrib/systemd/*.service                   -> /etc/systemd/system/
+  contrib/systemd/*.service, *.socket         -> /etc/systemd/system/
   contrib/fail2ban/filter.d/net-bouncer.conf  -> /etc/fail2ban/filter.d/
   contrib/fail2ban/jail.d/net-bouncer.conf    -> /etc/fail2ban/jail.d/  (kept if present)
   contrib/logrotate/net-bouncer               -> /etc/logrotate.d/      (kept if present)
@@ -76,10 +76,12 @@ if [[ -n "$prefix" ]]; then
   # "/" as prefix would give "//etc/..."; it means the real system anyway.
   [[ "$prefix" != / ]] || prefix=""
 fi
-# Every unit in contrib/systemd (net-bouncer.service and its variants).
-UNITS=()
-for source in "$CONTRIB"/systemd/*.service; do
-  [[ -f "$source" ]] && UNITS+=("$(basename "$source")")
+# Every unit in contrib/systemd (net-bouncer.service, its variants, the socket-activated pair).
+UNITS=() SERVICES=()
+for source in "$CONTRIB"/systemd/*.service "$CONTRIB"/systemd/*.socket; do
+  [[ -f "$source" ]] || continue
+  UNITS+=("$(basename "$source")")
+  [[ "$source" == *.service ]] && SERVICES+=("$(basename "$source")")
 done
 for source in "$CONTRIB/systemd/net-bouncer.service" "$CONTRIB/fail2ban/filter.d/net-bouncer.conf" \
   "$CONTRIB/fail2ban/jail.d/net-bouncer.conf" "$CONTRIB/logrotate/net-bouncer"; do
@@ -128,12 +130,16 @@ if [[ -z "$prefix" ]]; then
   $dry_run || "$bin_dest" --version
   if command -v systemctl >/dev/null 2>&1; then
     run systemctl daemon-reload
-    # An upgrade: restart the units that are running now (try-restart leaves stopped ones).
-    run systemctl try-restart "${UNITS[@]}"
+    # An upgrade: restart the services that are running now (try-restart leaves stopped ones;
+    # a socket unit keeps its listening sockets, so connections wait during the restart).
+    run systemctl try-restart "${SERVICES[@]}"
   fi
   cat <<EOF
-# Next: choose the ports in /etc/default/net-bouncer (NET_BOUNCER_ARGS=-p 22 -p 2323), then
+# Next (recommended): the socket-activated pair, port 22 (a drop-in adds ports: see README)
+#   systemctl enable --now net-bouncer-activated.socket
+# or the standalone service: ports in /etc/default/net-bouncer (NET_BOUNCER_ARGS=-p 22 -p 2323)
 #   systemctl enable --now net-bouncer.service
+# then
 #   systemctl reload fail2ban
 EOF
 fi

@@ -16,9 +16,9 @@ const USAGE_EXIT = 2;
 function expectedFiles(binary: string): Map<string, { source: string; mode: number }> {
   const files = new Map<string, { source: string; mode: number }>();
   files.set("usr/local/bin/net-bouncer", { source: binary, mode: BINARY_MODE });
-  // Whatever units contrib/systemd holds at run time (net-bouncer.service and its variants).
+  // Whatever units contrib/systemd holds at run time (services, and the socket of the pair).
   for (const entry of Deno.readDirSync(`${ROOT}contrib/systemd`)) {
-    if (entry.isFile && entry.name.endsWith(".service")) {
+    if (entry.isFile && /\.(service|socket)$/.test(entry.name)) {
       files.set(`etc/systemd/system/${entry.name}`, {
         source: `${ROOT}contrib/systemd/${entry.name}`,
         mode: CONFIG_MODE,
