@@ -16,11 +16,14 @@ import { productionRunArgs, ROOT, run, type RunResult } from "./_util.ts";
 const CONFIG = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
 /** A value deno compile's --target cannot accept: clap rejects it while parsing (no download). */
 const INVALID_TARGET = "not-a-target";
+/** Flags the `start` task has that are not permissions and make no sense for `deno compile`. */
+const START_ONLY_FLAGS = new Set<string>();
 /**
- * Flags the `start` task has that are not permissions and make no sense for `deno compile`:
- * --quiet hides `deno run`'s own diagnostics (downloads, type-check messages).
+ * Global flags, which every subcommand takes (`deno --help` documents them): --quiet, which
+ * `deno compile` also stores in the binary, hides Deno's own diagnostics, such as the FFI
+ * warnings printed per function where V8 runs without its JIT.
  */
-const START_ONLY_FLAGS = new Set(["--quiet"]);
+const GLOBAL_FLAGS = ["--quiet", "-q"];
 /** Flags `compile` has that are specific to the subcommand (where the binary goes). */
 const COMPILE_ONLY_FLAGS = new Set(["--output", "-o"]);
 
@@ -38,6 +41,7 @@ async function documentedFlags(): Promise<Set<string>> {
     if (match[1]) flags.add(match[1]);
     flags.add(match[2]);
   }
+  for (const flag of GLOBAL_FLAGS) flags.add(flag);
   // The help text always has these; fewer would mean the parsing above broke.
   for (const flag of ["--output", "--target", "--include", "--permission-set", "--no-prompt"]) {
     assert.ok(flags.has(flag), `${flag} not found in deno compile --help`);
