@@ -602,11 +602,14 @@ Deno.test({
             assert.deepEqual(found.map((d) => [d.type, d.value]), [["ban", host.source]]);
           }
         }
-        const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
-        assert.deepEqual(
-          alerts.map((a) => `${a.source.value} ${a.machine_id}`).sort(),
-          hosts.map((h) => `${h.source} ${h.name}`).sort(),
-        );
+        // The alerts too, by the machine that sent each (the LAPI may list one a moment later
+        // than the decision it carries).
+        const expected = hosts.map((h) => `${h.source} ${h.name}`).sort().join(", ");
+        await waitFor(`the alerts ${expected}`, async () => {
+          const alerts = jsonList<Alert>(await cscli(lapi.config, "alerts", "list", "-o", "json"));
+          return alerts.map((a) => `${a.source.value} ${a.machine_id}`).sort().join(", ") ===
+            expected;
+        });
         // Each agent ran without a LAPI of its own.
         for (const agent of agents) {
           assert.doesNotMatch(agent.crowdsec!.output(), /Local API listening/);
