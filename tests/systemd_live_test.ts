@@ -21,6 +21,8 @@ import { CONNECTION_LINE, linesMatching, needsTools, readOrEmpty, ROOT, waitFor 
 const LOG_FILE = "/var/log/net-bouncer/net-bouncer.log";
 /** The port the shipped units listen on. */
 const PORT = 22;
+/** The port of the metrics socket in the README's example. */
+const METRICS_PORT = 9100;
 /** The port the README's drop-in adds to the socket. */
 const EXTRA_PORT = 2323;
 /** Highest acceptable exposure (systemd-analyze security) of the file and journal units. */
@@ -543,6 +545,45 @@ Deno.test({
         // Port 22 still served by the same service.
         await assertClientsLogged(c, fileReader);
       });
+
+      await t.step(
+        "socket pair: a metrics socket from systemd serves /metrics (as the README shows)",
+        async () => {
+          await resetStartLimit(c, activated);
+          const metricsSocket = "net-bouncer-metrics.socket";
+          await c.sh(
+            `set -eu
+          printf '[Socket]\\nListenStream=127.0.0.1:${METRICS_PORT}\\nFileDescriptorName=metrics\\nService=${activated}\\n\\n[Install]\\nWantedBy=sockets.target\\n' > /etc/systemd/system/${metricsSocket}
+          mkdir -p /etc/systemd/system/${activated}.d
+          printf '[Service]\\nSockets=${socket} ${metricsSocket}\\n' > /etc/systemd/system/${activated}.d/metrics.conf
+          systemctl daemon-reload
+          # systemd refuses to start a socket whose service runs: stop it first.
+          systemctl stop ${activated}
+          systemctl start ${metricsSocket} ${activated}`,
+            { timeoutMs: UNIT_DEADLINE_MS },
+          );
+          await assertClientsLogged(c, fileReader);
+          const text = await waitFor("a scrape of the metrics socket", async () => {
+            const scrape = await c.sh(
+              `curl -sf --max-time 5 http://127.0.0.1:${METRICS_PORT}/metrics || true`,
+            );
+            return /net_bouncer_connections_total\{port="22",family="ipv4"\} [1-9]/.test(scrape)
+              ? scrape
+              : null;
+          }, { timeoutMs: UNIT_DEADLINE_MS });
+          assert.match(text, /net_bouncer_build_info\{version="/);
+          // Still no network of its own: the sockets came from systemd.
+          assert.equal(await property(c, activated, "PrivateNetwork"), "yes");
+          await c.sh(
+            `set -eu
+          systemctl stop ${metricsSocket}
+          rm /etc/systemd/system/${metricsSocket} /etc/systemd/system/${activated}.d/metrics.conf
+          systemctl daemon-reload
+          systemctl restart ${activated}`,
+            { timeoutMs: UNIT_DEADLINE_MS },
+          );
+        },
+      );
 
       await t.step("socket pair: stop ends with success and the Stopped line", async () => {
         await assertCleanStop(c, activated, fileReader);
