@@ -25,7 +25,8 @@ const ROTATION_MARGIN_MS = 100;
 /** Client addresses, used in turn (both reach the one dual-stack listener). */
 const CLIENTS = LOOPBACK_CLIENTS;
 /** Exact `postrotate` command of the contrib file, replaced by a kill for the test. */
-const POSTROTATE_COMMAND = "systemctl try-reload-or-restart net-bouncer.service net-bouncer-activated.service >/dev/null 2>&1 || true";
+const POSTROTATE_COMMAND =
+  "systemctl try-reload-or-restart net-bouncer.service net-bouncer-activated.service >/dev/null 2>&1 || true";
 
 /** A connection event of `--format json`. */
 interface ConnectionEvent {

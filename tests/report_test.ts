@@ -398,7 +398,10 @@ function logrotateConfig(dir: string, pid: number): string {
   let text = Deno.readTextFileSync(`${ROOT}contrib/logrotate/net-bouncer`);
   const replacements: [string, string][] = [
     ["/var/log/net-bouncer/*.log {", `${dir}/*.log {`],
-    ["systemctl try-reload-or-restart net-bouncer.service net-bouncer-activated.service >/dev/null 2>&1 || true", `kill -HUP ${pid}`],
+    [
+      "systemctl try-reload-or-restart net-bouncer.service net-bouncer-activated.service >/dev/null 2>&1 || true",
+      `kill -HUP ${pid}`,
+    ],
     // Numbered names (.1, .2.gz): dateext would need a new second for each rotation.
     ["    dateext\n", ""],
   ];
