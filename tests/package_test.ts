@@ -654,8 +654,12 @@ Deno.test({
             await container.sh("fail2ban-client status net-bouncer"),
           ),
       );
-      // The ban is a firewall rule: the address cannot connect any more.
-      assert.match(await container.sh("iptables -S"), /-s 127\.0\.0\.5\/32 -j REJECT/);
+      // The ban is a firewall rule (fail2ban lists the ban before its action has run): the
+      // address cannot connect any more.
+      await waitFor(
+        "the firewall rule of the ban",
+        async () => /-s 127\.0\.0\.5\/32 -j REJECT/.test(await container.sh("iptables -S")),
+      );
       assert.equal(await knockInContainer(container, "127.0.0.5"), "ECONNREFUSED");
       console.log(await container.sh("fail2ban-client status net-bouncer"));
 
