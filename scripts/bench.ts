@@ -8,8 +8,7 @@
  * line (for tracking across versions). With `--allow-list N` the program runs with an allow-list
  * of N prefixes that no client matches, so the lookup is on every connection's path: compare
  * `cpu_us_per_connection` across sizes. A benchmark, not a test: nothing is asserted. Linux only
- * (CPU and memory come from /proc). For the comparison with a C server, see
- * ../shared/bench/compare.sh.
+ * (CPU and memory come from /proc). README.md's Performance section compares with a C server.
  */
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };

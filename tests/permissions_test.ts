@@ -37,13 +37,13 @@ async function probe(args: string[], { logFile }: { logFile?: string } = {}) {
     try {
       const { value } = await stdout.read();
       const results = JSON.parse(value!);
-      const port = Number(
-        /Listening on port (\d+)/.exec(
-          logFile === undefined ? stderr : Deno.readTextFileSync(logFile),
-        )![1],
-      );
-      assert.equal(await knock("127.0.0.1", port), 0);
       const log = () => logFile === undefined ? stderr : Deno.readTextFileSync(logFile);
+      // The Listening line was written before the results, but stderr is read as it comes.
+      const [, port] = await waitFor(
+        "the Listening line",
+        () => /Listening on port (\d+)/.exec(log()),
+      );
+      assert.equal(await knock("127.0.0.1", Number(port)), 0);
       await waitFor(
         "the connection line",
         () => linesMatching(log(), CONNECTION_LINE).length === 1,

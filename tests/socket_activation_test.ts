@@ -10,7 +10,7 @@ import {
   connectionAddresses,
   knock,
   needsTools,
-  programCommand,
+  runProgram,
   startProgram,
   withTempDir,
 } from "./_util.ts";
@@ -109,10 +109,8 @@ Deno.test({
         ["unbound", "not listening"],
       ]
     ) {
-      const [cmd, ...args] = [...launcher([`${kind}:honeypot`]), ...programCommand([])];
-      const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
-      const stderr = new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 1, stderr);
+      const { code, stderr } = await runProgram([], { wrapper: launcher([`${kind}:honeypot`]) });
+      assert.equal(code, 1, stderr);
       assert.equal(
         stderr,
         `net-bouncer: error: Descriptor 3 is not a listening TCP socket: ${why}\n`,

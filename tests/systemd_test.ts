@@ -12,6 +12,7 @@ import {
   needsTools,
   readOrEmpty,
   ROOT,
+  run,
   startProgram,
   waitFor,
   withTempDir,
@@ -46,16 +47,6 @@ const DENIED_BUT_HARMLESS: Record<string, string> = {
   // geteuid() == 0 and ignores its result; the unit runs a non-root DynamicUser.
   fchown: "SQLite's root-only fchown of its cache files",
 };
-
-/** Runs a command; returns exit code, stdout and stderr. */
-async function run(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 /**
  * Copies a unit into `dir` with ExecStart's binary replaced by an executable stub there:
