@@ -7,7 +7,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { Bouncer } from "./lib/bouncer.ts";
 import { type Config, parseArgs } from "./lib/cli.ts";
-import { escapeControls, plural, quote, UsageError } from "./lib/errors.ts";
+import { escapeControls, plural, quote, RuntimeError, UsageError } from "./lib/errors.ts";
 import { EventLog } from "./lib/event_log.ts";
 import { createFormatter } from "./lib/format.ts";
 import { type Libc, openLibc, unixDatagramSender } from "./lib/libc.ts";
@@ -31,15 +31,6 @@ export const METRICS_FD_NAME = "metrics";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoConfig.version;
-
-/** A runtime failure of the program's own (not an OS error): exit 1. */
-export class RuntimeError extends Error {
-  /** Creates a runtime error with a message for the user. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RuntimeError";
-  }
-}
 
 /** Options of {@linkcode main}: what tests control. */
 export interface MainOptions {

@@ -21,6 +21,15 @@ export class NotRegularFileError extends Error {
   }
 }
 
+/** A runtime failure of the program's own (not an OS error): exit 1. */
+export class RuntimeError extends Error {
+  /** Creates a runtime error with a message for the user. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RuntimeError";
+  }
+}
+
 /** Reasons for common OS error codes, in the words an admin expects. */
 const REASONS: Record<string, string> = {
   EACCES: "permission denied",

@@ -82,6 +82,11 @@ const ERRNO_NAMES = new Map<number, string>(
   Object.entries(ERRNO).map(([name, value]) => [value, name]),
 );
 
+/** The name of an errno value (`EMFILE`), or `errno N` for one not in {@linkcode ERRNO}. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
 /** A failed C library call: `code` is the errno name (as Deno's OS errors have it). */
 export class OsError extends Error {
   /** The errno name, e.g. `EADDRINUSE`. */
@@ -94,7 +99,7 @@ export class OsError extends Error {
     super(message, options);
     this.name = "OsError";
     this.errno = options.errno ?? -1;
-    this.code = ERRNO_NAMES.get(this.errno) ?? `errno ${this.errno}`;
+    this.code = errnoName(this.errno);
   }
 }
 

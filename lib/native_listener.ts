@@ -12,6 +12,7 @@ import {
   epollEventLayout,
   EPOLLIN,
   ERRNO,
+  errnoName,
   F_GETFL,
   F_SETFL,
   IPPROTO_IPV6,
@@ -320,7 +321,7 @@ function throwOsError(call: string, errno: number): never {
 
 /** How an accept4(2) error is handled, by errno (as endlessh sorts them). */
 export function acceptFailure(errno: number): AcceptFailure {
-  const code = new OsError("accept4 failed", { errno }).code;
+  const code = errnoName(errno);
   if (CONNECTION_ERRNOS.has(errno)) return { kind: "connection", code };
   if (RESOURCE_ERRNOS.has(errno)) return { kind: "resource", code };
   return { kind: "other", code };

@@ -82,8 +82,3 @@ export function sockaddrAddressBytes(sockaddr: Uint8Array): Uint8Array {
   const mapped = mappedOffset(sockaddr);
   return mapped === -1 ? sockaddr.subarray(8, 24) : sockaddr.subarray(mapped, mapped + 4);
 }
-
-/** Whether the client in `sockaddr` is IPv4 (also when it reached a dual-stack socket). */
-export function isIPv4Client(sockaddr: Uint8Array): boolean {
-  return sockaddrFamily(sockaddr) === AF_INET || mappedOffset(sockaddr) !== -1;
-}

@@ -4,11 +4,13 @@ import {
   AF_INET6,
   encodeSockaddr,
   epollEventLayout,
+  errnoName,
   openLibc,
   readEpollEvent,
   writeEpollEvent,
 } from "../lib/libc.ts";
 import { acceptFailure } from "../lib/native_listener.ts";
+import { portableAcceptFailure } from "../lib/portable_listener.ts";
 
 Deno.test("struct epoll_event: packed 12 bytes on x86_64, 16 on aarch64", () => {
   assert.deepEqual(epollEventLayout("x86_64"), { size: 12, data: 4 });
@@ -61,4 +63,17 @@ Deno.test({
     assert.equal(libc.symbols.close(-1), -1);
     assert.equal(libc.errno(), 9); // EBADF
   },
+});
+
+Deno.test("portable accept errors: a reset before accept, one connection's, resources, the rest", () => {
+  const withCode = (code: string) => Object.assign(new Error(code), { code });
+  assert.equal(portableAcceptFailure(new Deno.errors.NotConnected("gone")), "reset");
+  assert.deepEqual(portableAcceptFailure(new Deno.errors.ConnectionAborted("aborted")), {
+    kind: "connection",
+    code: "ConnectionAborted",
+  });
+  assert.deepEqual(portableAcceptFailure(withCode("EMFILE")), { kind: "resource", code: "EMFILE" });
+  assert.deepEqual(portableAcceptFailure(withCode("EBADF")), { kind: "other", code: "EBADF" });
+  assert.equal(errnoName(24), "EMFILE");
+  assert.equal(errnoName(9999), "errno 9999");
 });
