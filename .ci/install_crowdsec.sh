@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs CrowdSec (Debian 12 package, 1.4.x) for tests/crowdsec_test.ts. Idempotent and offline
+# Installs CrowdSec (Debian 12 package, 1.4.x) for tests/system/crowdsec_test.ts. Idempotent and offline
 # apart from the Debian mirror.
 #
 # - The package's postinst registers with the online Central API unless

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/metrics_test.ts drives: Debian's prometheus package, which brings the
+# Installs what tests/metrics/metrics_test.ts drives: Debian's prometheus package, which brings the
 # Prometheus server and promtool. The tests run their own server (own config, data directory and
 # port); no system service may be left running. Idempotent: installs only what is missing, runs
 # apt-get update only then.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real tools that tests/systemd_test.ts, tests/fail2ban_test.ts and
-# tests/logrotate_test.ts run: systemd-analyze (package systemd), fail2ban with pyinotify (the
+# Installs the real tools that tests/system/systemd_units_test.ts, tests/system/fail2ban_test.ts and
+# tests/system/logrotate_test.ts run: systemd-analyze (package systemd), fail2ban with pyinotify (the
 # backend its `auto` picks on Debian) and python3-systemd (backend = systemd), logrotate, gzip
 # and strace. Idempotent: installs only what is missing, runs apt-get update only then.
 set -euo pipefail

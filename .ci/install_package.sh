@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/package_test.ts drives: dpkg-deb and dpkg-shlibdeps' kin (dpkg-dev), lintian
+# Installs what tests/system/package_test.ts drives: dpkg-deb and dpkg-shlibdeps' kin (dpkg-dev), lintian
 # (checks the .deb), man-db (`man` renders the man page), deb-systemd-helper/deb-systemd-invoke
 # (init-system-helpers, used by the maintainer scripts), binutils (readelf: the binary's shared
 # library dependencies), and fail2ban with pyinotify and iptables (the ban action Debian's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tools for tests/workflows_test.ts (release topic): actionlint, shellcheck, PyYAML.
+# Tools for tests/system/workflows_test.ts (release topic): actionlint, shellcheck, PyYAML.
 # Idempotent and non-interactive: installs only what is missing; `apt-get update` only when an
 # apt package must be installed. Needs only the Debian and npm registries.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/report_html_test.ts drives: Debian's chromium (headless, opens the HTML
+# Installs what tests/report/html_test.ts drives: Debian's chromium (headless, opens the HTML
 # report) and a font for its text (fonts-dejavu-core; chromium only recommends fonts, and
 # recommends are not installed). Idempotent: installs only what is missing, runs apt-get update
 # only then.

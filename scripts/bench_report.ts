@@ -8,8 +8,8 @@
  *
  *     deno task bench:report [LINES]
  */
-import { createFormatter, type LogFormat } from "../lib/format.ts";
-import { report } from "../lib/report.ts";
+import { createFormatter, type LogFormat } from "../lib/log/format.ts";
+import { report } from "../lib/report/report.ts";
 
 /** Lines written, unless given as the first argument. */
 const DEFAULT_LINES = 1_000_000;

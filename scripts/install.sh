@@ -8,7 +8,7 @@
 #
 # Program files (binary, units, filter) are replaced on every run: that is how an upgrade works.
 # Files an admin edits (the jail, the logrotate config) are kept when present unless --force.
-# Tested by tests/install_test.ts.
+# Tested by tests/system/install_test.ts.
 set -euo pipefail
 
 PROG="install.sh"

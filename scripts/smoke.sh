@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of a net-bouncer build on Linux and macOS (the release workflow runs it on every
-# binary on a runner of the binary's platform; tests/workflows_test.ts runs it on `deno run`):
+# binary on a runner of the binary's platform; tests/system/workflows_test.ts runs it on `deno run`):
 # it starts the program on a port with a log file, connects once, checks the connection line,
 # stops it with SIGTERM and checks the "Stopped" line and exit code 0.
 #

@@ -1,5 +1,5 @@
 /**
- * Clients for tests/systemd_live_test.ts, run in the container's network namespace (nsenter -n)
+ * Clients for tests/system/systemd_live_test.ts, run in the container's network namespace (nsenter -n)
  * and printing one JSON line:
  *   knock SOURCE PORT   one connection from the local address SOURCE (see knockFrom)
  *   loop PORT SOURCE... connections one after another, from each SOURCE in turn, until standard

@@ -1,0 +1,344 @@
+/**
+ * The native listener (Linux): sockets made and served through libc. One epoll set holds every
+ * listener; it is waited on off the main thread; a ready listener is accepted from in a batch
+ * until EAGAIN, and each client's address comes from accept4(2) itself, so a client that resets
+ * right after the handshake (a connect scan) is logged like any other.
+ */
+import {
+  AF_INET,
+  AF_INET6,
+  encodeSockaddr,
+  EPOLL_CTL_ADD,
+  epollEventLayout,
+  EPOLLIN,
+  ERRNO,
+  errnoName,
+  F_GETFL,
+  F_SETFL,
+  IPPROTO_IPV6,
+  IPPROTO_TCP,
+  IPV6_V6ONLY,
+  type Libc,
+  O_NONBLOCK,
+  OsError,
+  readEpollEvent,
+  SO_ACCEPTCONN,
+  SO_DOMAIN,
+  SO_PROTOCOL,
+  SO_REUSEADDR,
+  SO_TYPE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOCKADDR_BYTES,
+  SOL_SOCKET,
+  writeEpollEvent,
+} from "../linux/libc.ts";
+import { formatSockaddrAddress, sockaddrFamily, sockaddrPort } from "../linux/sockaddr.ts";
+import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
+
+/** Connections that may wait in each listener's accept queue (the kernel caps it at somaxconn). */
+export const LISTEN_BACKLOG = 4096;
+/** The most connections accepted from one listener before the others get their turn. */
+export const ACCEPT_BATCH = 256;
+/** Rounds of events taken on the main thread before the event loop gets a turn. */
+const POLLS_BEFORE_YIELD = 16;
+/**
+ * How long the main thread waits for more connections after a round before it hands the wait
+ * to a worker thread, in milliseconds. Under load the next connection comes sooner, and the
+ * hand-over (a thread wake-up both ways) cost 17% more CPU per connection than this wait; signals
+ * and timers wait at most POLLS_BEFORE_YIELD times this.
+ */
+const SYNC_WAIT_MS = 1;
+/** The most ready descriptors one epoll_wait returns. */
+const MAX_EVENTS = 64;
+/** The epoll data that marks the wake-up eventfd (listeners use their index). */
+const WAKE = 0xffffffff;
+const EFD_CLOEXEC = 0o2000000;
+const EPOLL_CLOEXEC = 0o2000000;
+
+/** Errors of one connection that went away before it was accepted: accept the next one. */
+const CONNECTION_ERRNOS: ReadonlySet<number> = new Set([
+  ERRNO.ECONNABORTED,
+  ERRNO.EPROTO,
+  ERRNO.ECONNRESET,
+  ERRNO.ENETDOWN,
+  ERRNO.ENETUNREACH,
+  ERRNO.EHOSTUNREACH,
+  ERRNO.ETIMEDOUT,
+  ERRNO.EPERM, // a firewall rule refused it
+]);
+
+/** Errors that say the process or system is out of a resource: report and back off. */
+const RESOURCE_ERRNOS: ReadonlySet<number> = new Set([
+  ERRNO.EMFILE,
+  ERRNO.ENFILE,
+  ERRNO.ENOBUFS,
+  ERRNO.ENOMEM,
+]);
+
+const ANY_IPV4 = new Uint8Array(4);
+const ANY_IPV6 = new Uint8Array(16);
+
+/** What a listener socket handed over by systemd is. */
+export interface AdoptedListener {
+  /** Its port. */
+  port: number;
+  /** `ipv4`, `ipv6` (IPv6-only) or `dual` (an IPv6 socket that also takes IPv4 clients). */
+  family: "ipv4" | "ipv6" | "dual";
+}
+
+/** Listeners made and served through libc (see the module documentation). */
+export class NativeListeners implements ListenerSet {
+  /** The kernel sets IPV6_V6ONLY per socket: one `::` socket takes both families. */
+  readonly dualStackInOneSocket = true;
+  #libc: Libc;
+  #fds: number[] = [];
+  #ports: number[] = [];
+  #sockaddr = new Uint8Array(SOCKADDR_BYTES);
+  #socklen = new Uint32Array(1);
+  #socklenBytes = new Uint8Array(this.#socklen.buffer);
+  #int = new Int32Array(1);
+  #intBytes = new Uint8Array(this.#int.buffer);
+  #wake = -1;
+  #closing = false;
+  #serving = false;
+  #closed = false;
+
+  /** Creates an empty set that calls `libc`. */
+  constructor(libc: Libc) {
+    this.#libc = libc;
+  }
+
+  /**
+   * Binds a listener on `hostname` (an IP address as text, `::` or `0.0.0.0` for any) and
+   * `port` (0: the system picks one); returns the port.
+   *
+   * @throws {OsError} if the socket cannot be made, bound or listened on.
+   */
+  bind(hostname: string, port: number, options: { v6only: boolean }): number {
+    const { symbols } = this.#libc;
+    const ipv6 = hostname.includes(":");
+    const fd = this.#check(
+      symbols.socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+      "socket",
+    );
+    try {
+      this.#setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      // Set either way: net.ipv6.bindv6only must not decide which clients are logged.
+      if (ipv6) this.#setInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.v6only ? 1 : 0);
+      const address = hostname === "::"
+        ? ANY_IPV6
+        : hostname === "0.0.0.0"
+        ? ANY_IPV4
+        : addressBytes(hostname);
+      const sockaddr = encodeSockaddr(address, port);
+      this.#check(symbols.bind(fd, sockaddr, sockaddr.length), "bind");
+      this.#check(symbols.listen(fd, LISTEN_BACKLOG), "listen");
+      const bound = port === 0 ? this.#localPort(fd) : port;
+      this.#fds.push(fd);
+      this.#ports.push(bound);
+      return bound;
+    } catch (error) {
+      symbols.close(fd);
+      throw error;
+    }
+  }
+
+  /**
+   * Takes over a listening TCP socket that systemd passed (socket activation).
+   *
+   * @throws {OsError} if `fd` is not a listening TCP socket (`code` ENOTSOCK or EINVAL).
+   */
+  adopt(fd: number): AdoptedListener {
+    const { symbols } = this.#libc;
+    const notListening = (what: string) =>
+      new OsError(`Descriptor ${fd} is not a listening TCP socket: ${what}`, {
+        errno: ERRNO.EINVAL,
+      });
+    let domain: number;
+    try {
+      domain = this.#getInt(fd, SOL_SOCKET, SO_DOMAIN);
+    } catch (error) {
+      if (error instanceof OsError && error.errno === ERRNO.ENOTSOCK) {
+        throw notListening("no socket");
+      }
+      throw error;
+    }
+    if (domain !== AF_INET && domain !== AF_INET6) throw notListening("not IPv4 or IPv6");
+    if (this.#getInt(fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) throw notListening("not a stream");
+    if (this.#getInt(fd, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) throw notListening("not TCP");
+    if (this.#getInt(fd, SOL_SOCKET, SO_ACCEPTCONN) !== 1) throw notListening("not listening");
+    const flags = this.#check(symbols.fcntl(fd, F_GETFL, 0), "fcntl");
+    this.#check(symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK), "fcntl");
+    const port = this.#localPort(fd);
+    const family = domain === AF_INET
+      ? "ipv4"
+      : this.#getInt(fd, IPPROTO_IPV6, IPV6_V6ONLY) === 1
+      ? "ipv6"
+      : "dual";
+    this.#fds.push(fd);
+    this.#ports.push(port);
+    return { port, family };
+  }
+
+  /** Accepts until {@linkcode close}; then accepts what waits in the queues, and closes. */
+  async serve(sink: ConnectionSink): Promise<void> {
+    if (this.#closed) return;
+    const { symbols } = this.#libc;
+    this.#serving = true;
+    const epoll = this.#check(symbols.epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+    const layout = epollEventLayout();
+    const events = new Uint8Array(layout.size * MAX_EVENTS);
+    try {
+      this.#wake = this.#check(symbols.eventfd(0, EFD_CLOEXEC), "eventfd");
+      const event = new Uint8Array(layout.size);
+      const add = (fd: number, data: number) => {
+        writeEpollEvent(event, 0, { events: EPOLLIN, data });
+        this.#check(symbols.epoll_ctl(epoll, EPOLL_CTL_ADD, fd, event), "epoll_ctl");
+      };
+      add(this.#wake, WAKE);
+      this.#fds.forEach((fd, index) => add(fd, index));
+      let polls = 0;
+      while (!this.#closing) {
+        // Events are waited for on this thread for SYNC_WAIT_MS; off it when there are none,
+        // and every POLLS_BEFORE_YIELD rounds, so that signals and timers get their turn.
+        let count = ++polls < POLLS_BEFORE_YIELD
+          ? symbols.epoll_poll(epoll, events, MAX_EVENTS, SYNC_WAIT_MS)
+          : 0;
+        if (count <= 0) {
+          polls = 0;
+          count = await symbols.epoll_wait(epoll, events, MAX_EVENTS, -1);
+        }
+        // epoll_wait fails only on EINTR here (its errno lives on another thread): wait again.
+        let backOff = false;
+        for (let i = 0; i < count; i++) {
+          const { data } = readEpollEvent(events, i);
+          if (data === WAKE) continue;
+          if (!this.#acceptBatch(data, sink, ACCEPT_BATCH)) backOff = true;
+        }
+        sink.flush();
+        if (backOff && !this.#closing) await sink.backOff();
+      }
+      // Stopping: the connections already in the queues were accepted by the kernel, so they
+      // are logged before the Stopped line.
+      for (let index = 0; index < this.#fds.length; index++) {
+        this.#acceptBatch(index, sink, Infinity);
+      }
+      sink.flush();
+    } finally {
+      symbols.close(epoll);
+      if (this.#wake !== -1) symbols.close(this.#wake);
+      this.#closeListeners();
+    }
+  }
+
+  /** Stops {@linkcode serve} (it drains the queues first); closes at once if not serving. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (!this.#serving) {
+      this.#closeListeners();
+      return;
+    }
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    this.#libc.symbols.write(this.#wake, one, 8n);
+  }
+
+  /** Accepts up to `limit` connections on listener `index`; false if the loop must back off. */
+  #acceptBatch(index: number, sink: ConnectionSink, limit: number): boolean {
+    const { symbols } = this.#libc;
+    const listener = this.#fds[index];
+    const port = this.#ports[index];
+    const sockaddr = this.#sockaddr;
+    for (let accepted = 0; accepted < limit; accepted++) {
+      this.#socklen[0] = SOCKADDR_BYTES;
+      const fd = symbols.accept4(listener, sockaddr, this.#socklenBytes, SOCK_CLOEXEC);
+      if (fd < 0) {
+        const errno = this.#libc.errno();
+        if (errno === ERRNO.EAGAIN) return true;
+        if (errno === ERRNO.EINTR) continue;
+        const failure = acceptFailure(errno);
+        sink.acceptFailed(failure, port);
+        if (failure.kind === "connection") continue;
+        return false;
+      }
+      // The hot path: no read, no write to the socket; close first to free the descriptor.
+      symbols.close(fd);
+      const address = formatSockaddrAddress(sockaddr);
+      if (address === null) continue; // not IP: cannot happen on a TCP listener
+      sink.connection(address, sockaddrPort(sockaddr), port, sockaddr);
+    }
+    return true;
+  }
+
+  #closeListeners(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const fd of this.#fds) this.#libc.symbols.close(fd);
+  }
+
+  #localPort(fd: number): number {
+    const sockaddr = new Uint8Array(SOCKADDR_BYTES);
+    const length = new Uint32Array([SOCKADDR_BYTES]);
+    this.#check(
+      this.#libc.symbols.getsockname(fd, sockaddr, new Uint8Array(length.buffer)),
+      "getsockname",
+    );
+    const family = sockaddrFamily(sockaddr);
+    if (family !== AF_INET && family !== AF_INET6) {
+      throw new OsError(`Descriptor ${fd} is not an IP socket`, { errno: ERRNO.EINVAL });
+    }
+    return sockaddrPort(sockaddr);
+  }
+
+  #setInt(fd: number, level: number, name: number, value: number): void {
+    this.#int[0] = value;
+    this.#check(this.#libc.symbols.setsockopt(fd, level, name, this.#intBytes, 4), "setsockopt");
+  }
+
+  #getInt(fd: number, level: number, name: number): number {
+    const length = new Uint32Array([4]);
+    this.#check(
+      this.#libc.symbols.getsockopt(fd, level, name, this.#intBytes, new Uint8Array(length.buffer)),
+      "getsockopt",
+    );
+    return this.#int[0];
+  }
+
+  /** Returns `result`, or throws the OS error if it is -1. */
+  #check(result: number, call: string): number {
+    if (result !== -1) return result;
+    const errno = this.#libc.errno();
+    return throwOsError(call, errno);
+  }
+}
+
+function throwOsError(call: string, errno: number): never {
+  throw new OsError(`${call} failed`, { errno });
+}
+
+/** How an accept4(2) error is handled, by errno (as endlessh sorts them). */
+export function acceptFailure(errno: number): AcceptFailure {
+  const code = errnoName(errno);
+  if (CONNECTION_ERRNOS.has(errno)) return { kind: "connection", code };
+  if (RESOURCE_ERRNOS.has(errno)) return { kind: "resource", code };
+  return { kind: "other", code };
+}
+
+/** The bytes of an IPv4 or IPv6 address in canonical text (as lib/config/ip.ts makes them). */
+function addressBytes(text: string): Uint8Array {
+  if (!text.includes(":")) return Uint8Array.from(text.split(".").map(Number));
+  const [head, tail = null] = text.split("::");
+  const groups = (part: string) => part === "" ? [] : part.split(":").map((g) => parseInt(g, 16));
+  const first = groups(head);
+  const last = tail === null ? [] : groups(tail);
+  const all = [...first, ...new Array(8 - first.length - last.length).fill(0), ...last];
+  const bytes = new Uint8Array(16);
+  all.forEach((group, i) => {
+    bytes[2 * i] = group >> 8;
+    bytes[2 * i + 1] = group & 0xff;
+  });
+  return bytes;
+}

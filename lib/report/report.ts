@@ -1,0 +1,294 @@
+/**
+ * `net-bouncer report`: summarises log files (text or JSON lines, plain or gzip) as text for a
+ * terminal, JSON for scripts or one self-contained HTML page.
+ */
+import { Duplex } from "node:stream";
+import { createGunzip } from "node:zlib";
+import { isOsError, reason, UsageError, withMessage } from "../errors.ts";
+import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./args.ts";
+import { GeoDatabase } from "./geoip.ts";
+import { formatHtmlReport } from "./html.ts";
+import { toJsonReport } from "./json.ts";
+import { LogParser } from "./parse.ts";
+import { ConnectionStats, summarize } from "./stats.ts";
+import { formatCount, formatTextReport } from "./text.ts";
+import { Zone } from "./zone.ts";
+
+/** Inputs that take longer than this show a progress line (on a terminal). */
+const PROGRESS_DELAY_MS = 1000;
+/** How often the progress line is redrawn. */
+const PROGRESS_INTERVAL_MS = 250;
+const GZIP_MAGIC = [0x1f, 0x8b];
+/** Bytes read from a file at a time. */
+const READ_CHUNK_BYTES = 1 << 20;
+
+/** What the report reads and writes; the real entry passes the process's, tests their own. */
+export interface ReportOptions {
+  /** Writes to standard output. */
+  stdout: (text: string) => void | Promise<void>;
+  /** Writes to standard error. */
+  stderr: (text: string) => void | Promise<void>;
+  /** Standard input (read for `-` or when no file is given). */
+  stdin: ReadableStream<Uint8Array>;
+  /** Whether standard output (colours) and standard error (progress) are terminals. */
+  isTerminal: { stdout: boolean; stderr: boolean };
+  /** Whether NO_COLOR is set: never colour then. */
+  noColor: boolean;
+  /** The clock, epoch milliseconds (for `--since 24h`). */
+  now: () => number;
+  /** IANA time zone of text log lines and of the times shown (default: the system's). */
+  timeZone?: string;
+  /** Gives up the permissions the report does not need; called first. */
+  dropPermissions?: () => Promise<void>;
+}
+
+/**
+ * Gives up every permission but reading, whatever the program was started or compiled with:
+ * the report reads files and standard input and writes standard output, nothing else.
+ */
+export async function dropReportPermissions(): Promise<void> {
+  for (const name of ["net", "ffi", "env", "run", "sys", "write"] as const) {
+    await Deno.permissions.revoke({ name });
+  }
+}
+
+const encoder = new TextEncoder();
+
+async function writeAll(writer: { write(bytes: Uint8Array): Promise<number> }, text: string) {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+  } catch (error) {
+    // The reader went away (`net-bouncer report | head`): nobody is left to tell.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+}
+
+/** The options of the real program: its standard streams, clock and permission drop. */
+export function denoReportOptions(): ReportOptions {
+  return {
+    stdout: (text) => writeAll(Deno.stdout, text),
+    stderr: (text) => writeAll(Deno.stderr, text),
+    stdin: Deno.stdin.readable,
+    isTerminal: { stdout: Deno.stdout.isTerminal(), stderr: Deno.stderr.isTerminal() },
+    noColor: Deno.noColor,
+    now: Date.now,
+    dropPermissions: dropReportPermissions,
+  };
+}
+
+/** Shows how far reading has come, on a terminal, for inputs that take a while. */
+class Progress {
+  #options: ReportOptions;
+  #start: number;
+  #next: number;
+  #shown = false;
+
+  constructor(options: ReportOptions) {
+    this.#options = options;
+    this.#start = options.now();
+    this.#next = this.#start + PROGRESS_DELAY_MS;
+  }
+
+  async update(name: string, lines: number): Promise<void> {
+    if (!this.#options.isTerminal.stderr) return;
+    const now = this.#options.now();
+    if (now < this.#next) return;
+    this.#next = now + PROGRESS_INTERVAL_MS;
+    this.#shown = true;
+    await this.#options.stderr(`\r\x1b[Kreading ${name}: ${formatCount(lines)} lines`);
+  }
+
+  async clear(): Promise<void> {
+    if (this.#shown) await this.#options.stderr("\r\x1b[K");
+    this.#shown = false;
+  }
+}
+
+/** A stream that yields `first` and then the rest of `reader`. */
+function prepend(
+  first: Uint8Array,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream({
+    async pull(controller) {
+      if (!sent) {
+        sent = true;
+        controller.enqueue(first);
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (why) => reader.cancel(why),
+  });
+}
+
+/**
+ * Reads one input into the parser, decompressing it when it starts with gzip's magic bytes
+ * (whatever its name: logrotate names rotated files `.gz`, a pipe has no name).
+ */
+async function readInput(
+  stream: ReadableStream<Uint8Array>,
+  options: { name: string; parser: LogParser; progress: Progress },
+): Promise<void> {
+  const { name, parser, progress } = options;
+  let reader = stream.getReader();
+  const read = async () => {
+    try {
+      return await reader.read();
+    } catch (error) {
+      // OS errors, and zlib's (Z_DATA_ERROR, ...: they have a code too).
+      if (isOsError(error)) throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
+      throw error;
+    }
+  };
+  let first = new Uint8Array(0);
+  // Two bytes tell gzip; a pipe may deliver fewer in its first chunk.
+  while (first.length < GZIP_MAGIC.length) {
+    const { done, value } = await read();
+    if (done) break;
+    const joined = new Uint8Array(first.length + value.length);
+    joined.set(first);
+    joined.set(value, first.length);
+    first = joined;
+  }
+  const gzip = first[0] === GZIP_MAGIC[0] && first[1] === GZIP_MAGIC[1];
+  if (gzip) {
+    // node:zlib, not DecompressionStream: it reads files of several gzip members too
+    // (`cat a.gz b.gz`), and faster.
+    const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<
+      Uint8Array,
+      Uint8Array
+    >;
+    reader = prepend(first, reader).pipeThrough(gunzip).getReader();
+  } else {
+    parser.push(first);
+  }
+  while (true) {
+    const result = await read();
+    if (result.done) break;
+    parser.push(result.value);
+    await progress.update(name, parser.counts.lines);
+  }
+  // A line cut at the end of one file does not continue in the next.
+  parser.end();
+}
+
+/**
+ * Reads a plain file into the parser through one reused buffer of READ_CHUNK_BYTES (the parser
+ * keeps no reference to a chunk), so reading allocates nothing per chunk; a gzip file goes
+ * through {@linkcode readInput}'s stream.
+ */
+async function readFile(
+  file: Deno.FsFile,
+  options: { name: string; parser: LogParser; progress: Progress },
+): Promise<void> {
+  const { name, parser, progress } = options;
+  const buffer = new Uint8Array(READ_CHUNK_BYTES);
+  const read = async () => {
+    try {
+      return await file.read(buffer);
+    } catch (error) {
+      if (!isOsError(error)) throw error;
+      throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
+    }
+  };
+  let n = await read();
+  if (n !== null && n >= 2 && buffer[0] === GZIP_MAGIC[0] && buffer[1] === GZIP_MAGIC[1]) {
+    await file.seek(0, Deno.SeekMode.Start);
+    await readInput(file.readable, options);
+    return;
+  }
+  while (n !== null) {
+    parser.push(buffer.subarray(0, n));
+    await progress.update(name, parser.counts.lines);
+    n = await read();
+  }
+  parser.end();
+}
+
+/** Opens a file given on the command line, with a message naming it on failure. */
+async function openInput(path: string): Promise<Deno.FsFile> {
+  try {
+    const file = await Deno.open(path);
+    if ((await file.stat()).isDirectory) {
+      file.close();
+      throw Object.assign(new Deno.errors.IsADirectory("is a directory"), { code: "EISDIR" });
+    }
+    return file;
+  } catch (error) {
+    if (!isOsError(error)) throw error;
+    throw withMessage(error, `Cannot open log file "${path}": ${reason(error)}`);
+  }
+}
+
+async function run(parsed: ReportArgs, options: ReportOptions, zone: Zone): Promise<void> {
+  const geo = parsed.geoip === null ? undefined : GeoDatabase.open(parsed.geoip);
+  const period = { since: parsed.since, until: parsed.until };
+  const stats = new ConnectionStats(period);
+  const parser = new LogParser(stats, zone);
+  const progress = new Progress(options);
+  const inputs = parsed.files.length === 0 ? ["-"] : parsed.files;
+  // Open every file first: a missing one fails at once, not after reading the others.
+  const files: (Deno.FsFile | null)[] = [];
+  try {
+    for (const path of inputs) files.push(path === "-" ? null : await openInput(path));
+    for (let i = 0; i < inputs.length; i++) {
+      const file = files[i];
+      const name = file === null ? "standard input" : `"${inputs[i]}"`;
+      if (file === null) await readInput(options.stdin, { name, parser, progress });
+      else await readFile(file, { name, parser, progress });
+    }
+  } finally {
+    for (const file of files) {
+      try {
+        file?.close();
+      } catch {
+        // Already closed by its stream (after a read error).
+      }
+    }
+    await progress.clear();
+  }
+  const summary = summarize(stats, parser.counts, { zone, top: parsed.top, geo, period });
+  let text: string;
+  switch (parsed.format) {
+    case "json":
+      text = JSON.stringify(toJsonReport(summary), null, 2) + "\n";
+      break;
+    case "html":
+      text = formatHtmlReport(summary);
+      break;
+    default:
+      text = formatTextReport(summary, {
+        color: options.isTerminal.stdout && !options.noColor,
+      });
+  }
+  await options.stdout(text);
+}
+
+/** Runs `net-bouncer report` with `args` (after `report`); resolves to the exit code. */
+export async function report(args: string[], options: ReportOptions): Promise<number> {
+  const fail = async (message: string, code: number) => {
+    // One line, never a stack trace.
+    await options.stderr(`net-bouncer: error: ${message.split("\n")[0]}\n`);
+    return code;
+  };
+  try {
+    await options.dropPermissions?.();
+    const zone = new Zone(options.timeZone);
+    const parsed = parseReportArgs(args, { now: options.now(), zone });
+    if (parsed.help) {
+      await options.stdout(REPORT_USAGE);
+      return 0;
+    }
+    await run(parsed, options, zone);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) return await fail(error.message, 2);
+    // OS errors carry a message for the user; anything else is a bug, still one line.
+    return await fail(error instanceof Error ? error.message : String(error), 1);
+  }
+}

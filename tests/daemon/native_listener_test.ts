@@ -1,0 +1,233 @@
+/**
+ * What the native listener sees that Deno's accept cannot: clients that reset right after the
+ * handshake (connect scans), and sockets whose IPV6_V6ONLY it sets itself. The real program as a
+ * subprocess; loopback and a network namespace of the test's own.
+ */
+import assert from "node:assert/strict";
+import {
+  buildKnock,
+  CONNECTION_LINE,
+  connectionAddresses,
+  knock,
+  linesMatching,
+  LISTENERS,
+  needsTools,
+  run,
+  runKnock,
+  startProgram,
+  waitFor,
+  withTempDir,
+} from "../_util.ts";
+
+const RESETS = 5_000;
+const SOURCES = 50;
+const STOPPED_LINE =
+  /Stopped after (\d+) connections?(?:, (\d+) connections? reset before their address could be read)?$/;
+
+for (const listener of LISTENERS) {
+  Deno.test({
+    name: `[${listener}] clients that reset at once from ${SOURCES} sources: ${
+      listener === "native" ? "each logged once, with its address" : "each logged or counted"
+    }; the loop never pauses`,
+    ignore: needsTools("cc"),
+    async fn() {
+      await withTempDir(async (dir) => {
+        const program = await startProgram(["--listener", listener, "-p", "0"], {
+          logFile: `${dir}/log`,
+        });
+        let stopped: RegExpExecArray | null = null;
+        try {
+          const result = await runKnock(program.port, {
+            total: RESETS,
+            concurrency: 64,
+            sources: SOURCES,
+            reset: true,
+          });
+          assert.equal(result.connections, RESETS);
+          // A last client that does not reset: once it is logged, every earlier one was taken.
+          await knock("127.0.0.1", program.port);
+          await waitFor(
+            "the last client's line",
+            () => program.log().includes("Connection from 127.0.0.1 "),
+          );
+        } finally {
+          assert.equal((await program.stop()).code, 0);
+        }
+        const log = program.log();
+        stopped = STOPPED_LINE.exec(log.trimEnd().split("\n").at(-1)!);
+        assert.ok(stopped, log.slice(-300));
+        const logged = connectionAddresses(log);
+        const resets = Number(stopped[2] ?? 0);
+        // No accept error is reported for a client's reset, and there was no back-off.
+        assert.deepEqual(linesMatching(log, /\[ERROR\]/), []);
+        assert.equal(Number(stopped[1]), logged.length);
+        if (listener === "native") {
+          assert.equal(logged.length, RESETS + 1);
+          assert.equal(resets, 0);
+          const perSource = new Map<string, number>();
+          for (const address of logged) perSource.set(address, (perSource.get(address) ?? 0) + 1);
+          assert.equal(perSource.size, SOURCES);
+          for (let i = 1; i <= SOURCES; i++) {
+            const expected = RESETS / SOURCES + (i === 1 ? 1 : 0);
+            assert.equal(perSource.get(`127.0.0.${i}`), expected, `127.0.0.${i}`);
+          }
+        } else {
+          // Deno loses the address of a client whose reset arrived first: counted, not logged.
+          assert.equal(logged.length + resets, RESETS + 1);
+        }
+      });
+    },
+  });
+
+  Deno.test({
+    name: `[${listener}] during a flood of resets every other client is logged within 1 s`,
+    ignore: needsTools("cc"),
+    async fn() {
+      await withTempDir(async (dir) => {
+        const program = await startProgram(["--listener", listener, "-p", "0"], {
+          logFile: `${dir}/log`,
+        });
+        const delays: number[] = [];
+        try {
+          const flood = runKnock(program.port, {
+            total: 20_000,
+            concurrency: 128,
+            sources: 20,
+            reset: true,
+            seconds: 30,
+          });
+          // Clients from an address the flood does not use: ::1.
+          for (let i = 1; i <= 20; i++) {
+            const started = Date.now();
+            assert.equal(await knock("::1", program.port), 0);
+            await waitFor(
+              "the client's line",
+              () => connectionAddresses(program.log()).filter((a) => a === "::1").length === i,
+              {
+                timeoutMs: 5_000,
+              },
+            );
+            delays.push(Date.now() - started);
+          }
+          await flood;
+        } finally {
+          assert.equal((await program.stop()).code, 0);
+        }
+        assert.ok(Math.max(...delays) < 1_000, `delays: ${delays.join(", ")} ms`);
+      });
+    },
+  });
+}
+
+Deno.test({
+  name: "[native] nmap -sT over IPv4 and IPv6 on several ports: one line per port scanned",
+  ignore: needsTools("nmap"),
+  async fn() {
+    await withTempDir(async (dir) => {
+      // Three ports the system picked: one program each (-p 0 gives one port per program).
+      const program = await startProgram(["--listener", "native", "-p", "0"], {
+        logFile: `${dir}/log`,
+      });
+      const others = [
+        await startProgram(["--listener", "native", "-p", "0"], { logFile: `${dir}/log2` }),
+        await startProgram(["--listener", "native", "-p", "0"], { logFile: `${dir}/log3` }),
+      ];
+      const programs = [program, ...others];
+      const ports = programs.map((p) => p.port).join(",");
+      try {
+        for (const [flag, address] of [["-4", "127.0.0.1"], ["-6", "::1"]]) {
+          const scan = await run("nmap", ["-sT", "-Pn", "-n", flag, "-p", ports, address], {
+            timeoutMs: 60_000,
+          });
+          assert.equal(scan.code, 0, scan.stderr);
+          for (const p of programs) {
+            assert.match(scan.stdout, new RegExp(`^${p.port}/tcp\\s+open`, "m"));
+          }
+        }
+        for (const p of programs) {
+          await p.waitForLines(CONNECTION_LINE, 2);
+        }
+      } finally {
+        for (const p of programs) assert.equal((await p.stop()).code, 0);
+      }
+      for (const p of programs) {
+        assert.deepEqual(connectionAddresses(p.log()), ["127.0.0.1", "::1"]);
+        assert.deepEqual(linesMatching(p.log(), /\[ERROR\]/), []);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "[native] -b 0.0.0.0 -b :: coexist on one port: IPv4 and IPv6 clients each on their own",
+  async fn() {
+    await withTempDir(async (dir) => {
+      // -p 0 gives each address a port of its own.
+      const program = await startProgram(
+        ["--listener", "native", "-b", "0.0.0.0", "-b", "::", "-p", "0"],
+        { logFile: `${dir}/log`, listening: 2 },
+      );
+      try {
+        const [v4, v6] = program.ports;
+        await knock("127.0.0.1", v4);
+        await knock("::1", v6);
+        await program.waitForLines(CONNECTION_LINE, 2);
+      } finally {
+        assert.equal((await program.stop()).code, 0);
+      }
+      assert.deepEqual(connectionAddresses(program.log()), ["127.0.0.1", "::1"]);
+      // Both on one port (the one the first program just let go): "::" is IPv6-only then, so
+      // the second bind succeeds.
+      const port = program.ports[0];
+      const both = await startProgram(
+        ["--listener", "native", "-b", "0.0.0.0", "-b", "::", "-p", String(port)],
+        { logFile: `${dir}/both`, listening: 2 },
+      );
+      try {
+        await knock("127.0.0.1", port);
+        await knock("::1", port);
+        await both.waitForLines(CONNECTION_LINE, 2);
+      } finally {
+        assert.equal((await both.stop()).code, 0);
+      }
+      assert.deepEqual(connectionAddresses(both.log()).sort(), ["127.0.0.1", "::1"]);
+    });
+  },
+});
+
+Deno.test({
+  name: "[native] in a namespace where net.ipv6.bindv6only=1 the default listener still takes IPv4",
+  ignore: needsTools("unshare", "nsenter", "ip", "sysctl", "cc") ||
+    (Deno.uid() !== 0 && (console.warn("ignored: needs root for a network namespace"), true)),
+  async fn() {
+    await withTempDir(async (dir) => {
+      const setup = 'ip link set lo up && sysctl -qw net.ipv6.bindv6only=1 && exec "$@"';
+      const program = await startProgram(["--listener", "native", "-p", "0"], {
+        logFile: `${dir}/log`,
+        wrapper: ["unshare", "--net", "sh", "-c", setup, "sh"],
+      });
+      try {
+        const knockBinary = await buildKnock();
+        const inside = ["-t", String(program.child.pid), "-n"];
+        const sysctl = await run("nsenter", [...inside, "sysctl", "-n", "net.ipv6.bindv6only"]);
+        assert.equal(sysctl.stdout.trim(), "1");
+        for (const host of ["127.0.0.1", "::1"]) {
+          const result = await run("nsenter", [
+            ...inside,
+            knockBinary,
+            "-n",
+            "1",
+            host,
+            String(program.port),
+          ]);
+          assert.match(result.stdout, /^connections=1 failed=0 bytes=0/, result.stderr);
+        }
+        await program.waitForLines(CONNECTION_LINE, 2);
+      } finally {
+        assert.equal((await program.stop()).code, 0);
+      }
+      assert.deepEqual(connectionAddresses(program.log()), ["127.0.0.1", "::1"]);
+      assert.match(program.log(), /Listening on port \d+ \(IPv4 and IPv6, any address\)/);
+    });
+  },
+});
