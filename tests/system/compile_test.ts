@@ -185,7 +185,7 @@ Deno.test("nothing is embedded that the program does not need", async () => {
     if (module.kind === "npm" || module.kind === "node") continue; // Checked below / built in.
     assert.ok(spec.startsWith(rootUrl), `module from outside the project: ${spec}`);
     const path = spec.slice(rootUrl.length);
-    assert.match(path, /^(main\.ts|deno\.json|lib\/[\w-]+\.ts)$/, `unexpected module ${path}`);
+    assert.match(path, /^(main\.ts|deno\.json|lib\/([\w-]+\/)?[\w-]+\.ts)$/, `unexpected module ${path}`);
     local.push(path);
   }
   assert.ok(local.includes("main.ts"));
