@@ -52,6 +52,12 @@ const REASONS: Record<string, string> = {
   EPROTO: "protocol error",
   ENOTSOCK: "not a socket",
   EINVAL: "invalid argument",
+  ECONNREFUSED: "connection refused",
+  EAGAIN: "resource temporarily unavailable",
+  ENXIO: "no such device or address",
+  ELOOP: "too many levels of symbolic links",
+  EFBIG: "file too large",
+  EEXIST: "file exists",
 };
 
 /** The reason for an OS error code (`EMFILE`), in the words an admin expects. */

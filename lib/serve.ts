@@ -19,13 +19,9 @@ import { listenMetrics, MetricsServer } from "./metrics/metrics_server.ts";
 import { NativeListeners } from "./daemon/native_listener.ts";
 import { PortableListeners } from "./daemon/portable_listener.ts";
 import type { PrefixSet } from "./config/prefix_set.ts";
-import {
-  createNotifier,
-  type Environment,
-  type ListenFd,
-  type Notifier,
-  takeListenFds,
-} from "./systemd/systemd.ts";
+import type { Environment } from "./systemd/environment.ts";
+import { type ListenFd, takeListenFds } from "./systemd/listen_fds.ts";
+import { createNotifier, type Notifier } from "./systemd/notifier.ts";
 
 /** `FileDescriptorName=` of a socket that systemd passes for the metrics endpoint. */
 export const METRICS_FD_NAME = "metrics";
@@ -202,7 +198,12 @@ export async function serve(
       load: options.openLibc ?? openLibc,
       activated: listenFds !== null,
     });
-    if (libc !== null) notifier = createNotifier(env, () => unixDatagramSender(libc), { pid });
+    if (libc !== null) {
+      notifier = createNotifier(env, () => unixDatagramSender(libc), {
+        pid,
+        report: (message) => log.warn("warning", message),
+      });
+    }
     const server = new Bouncer(listeners, writer, {
       formatter,
       log,
@@ -213,8 +214,10 @@ export async function serve(
       metrics,
     });
     const stop = () => {
-      notifier?.notify({ STOPPING: "1" });
+      // Closed first: the queued connections are still logged, and a failed send cannot keep
+      // the listeners open.
       server.close();
+      notifier?.notify({ STOPPING: "1" });
     };
     const signals: [Deno.Signal, () => void][] = [
       ["SIGTERM", stop],

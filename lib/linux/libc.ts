@@ -49,6 +49,8 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 /** The non-blocking file status flag. */
 export const O_NONBLOCK = 0o4000;
+/** Flag of send(2) and sendto(2): fail with EAGAIN rather than wait for room. */
+export const MSG_DONTWAIT = 0x40;
 
 /** errno values (asm-generic, the same on x86_64 and aarch64), by name. */
 export const ERRNO = {
@@ -218,17 +220,20 @@ export function encodeSockaddr(address: Uint8Array, port: number): Uint8Array {
 
 /**
  * Sends datagrams to Unix sockets (sd_notify(3)) through one socket of its own, made at once so
- * that sending needs no new descriptor or permission later.
+ * that sending needs no new descriptor or permission later. A send never blocks.
  */
 export function unixDatagramSender(
   libc: Libc,
 ): { sendDatagram(address: Uint8Array, message: Uint8Array): void } {
   const { symbols } = libc;
-  const fd = symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a manager that does not read must not stop the event loop (sendto waits for
+  // room in the receiver's queue otherwise); a full queue fails with EAGAIN.
+  const fd = symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd === -1) throw new OsError("Cannot make a notification socket", { errno: libc.errno() });
   return {
     sendDatagram(address, message) {
-      const sent = symbols.sendto(fd, message, BigInt(message.length), 0, address, address.length);
+      const length = BigInt(message.length);
+      const sent = symbols.sendto(fd, message, length, MSG_DONTWAIT, address, address.length);
       if (Number(sent) === -1) {
         throw new OsError("Cannot notify the service manager", { errno: libc.errno() });
       }

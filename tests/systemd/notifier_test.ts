@@ -1,89 +1,26 @@
 /**
- * lib/systemd/systemd.ts in-process: sd_listen_fds(3) semantics (whose sockets, how many, their names,
- * the variables unset), sd_notify(3) addresses and messages, and the watchdog interval. The
- * same protocols under a real systemd: tests/system/systemd_live_test.ts.
+ * lib/systemd/notifier.ts: sd_notify(3) addresses and messages, the watchdog interval, and a
+ * notifier that never throws: failed sends are reported, rate-limited. The same protocol under
+ * a real systemd: tests/system/systemd_live_test.ts; against a receiver that goes away or never
+ * reads: tests/integration/notify_test.ts.
  */
 import assert from "node:assert/strict";
+import { SystemdEnvironmentError } from "../../lib/systemd/environment.ts";
 import {
   createNotifier,
   encodeNotifyAddress,
-  type Environment,
-  LISTEN_VARIABLES,
+  MAX_TIMER_MS,
+  NOTIFY_ERROR_REPORT_INTERVAL_MS,
   NOTIFY_VARIABLES,
   notifyMessage,
-  SystemdEnvironmentError,
-  takeListenFds,
   takeWatchdogInterval,
-} from "../../lib/systemd/systemd.ts";
-
-/** A fake environment; `map` shows what is left. */
-function fakeEnv(vars: Record<string, string>): Environment & { map: Map<string, string> } {
-  const map = new Map(Object.entries(vars));
-  return { map, get: (key) => map.get(key), delete: (key) => void map.delete(key) };
-}
+} from "../../lib/systemd/notifier.ts";
+import { OsError } from "../../lib/linux/libc.ts";
+import { fakeEnv } from "./_fake_env.ts";
 
 const PID = 4242;
-
-Deno.test("systemd activation: sockets passed to this process, named, from fd 3", () => {
-  const env = fakeEnv({
-    LISTEN_PID: String(PID),
-    LISTEN_FDS: "3",
-    LISTEN_FDNAMES: "ssh:telnet:telnet",
-    PATH: "/usr/bin",
-  });
-  assert.deepEqual(takeListenFds(env, { pid: PID }), [
-    { fd: 3, name: "ssh" },
-    { fd: 4, name: "telnet" },
-    { fd: 5, name: "telnet" },
-  ]);
-  // Only the three activation variables are gone.
-  assert.deepEqual([...env.map.keys()], ["PATH"]);
-});
-
-Deno.test('systemd activation: without LISTEN_FDNAMES every socket is "unknown"', () => {
-  const env = fakeEnv({ LISTEN_PID: String(PID), LISTEN_FDS: "2" });
-  assert.deepEqual(takeListenFds(env, { pid: PID }), [
-    { fd: 3, name: "unknown" },
-    { fd: 4, name: "unknown" },
-  ]);
-});
-
-Deno.test("systemd activation: sockets for another process are not taken, still unset", () => {
-  // Inherited from an activated parent: LISTEN_PID names the parent.
-  const env = fakeEnv({ LISTEN_PID: String(PID + 1), LISTEN_FDS: "1", LISTEN_FDNAMES: "x" });
-  assert.equal(takeListenFds(env, { pid: PID }), null);
-  assert.equal(env.map.size, 0);
-});
-
-Deno.test("systemd activation: no LISTEN_PID or no LISTEN_FDS means not activated", () => {
-  assert.equal(takeListenFds(fakeEnv({ LISTEN_FDS: "1" }), { pid: PID }), null);
-  assert.equal(takeListenFds(fakeEnv({ LISTEN_PID: String(PID) }), { pid: PID }), null);
-  assert.equal(takeListenFds(fakeEnv({}), { pid: PID }), null);
-});
-
-Deno.test("systemd activation: malformed variables for this process are errors", () => {
-  const cases: [Record<string, string>, RegExp][] = [
-    [{ LISTEN_PID: "12x", LISTEN_FDS: "1" }, /^Invalid LISTEN_PID "12x": not a process id$/],
-    [{ LISTEN_PID: "0", LISTEN_FDS: "1" }, /^Invalid LISTEN_PID "0"/],
-    [{ LISTEN_PID: String(PID), LISTEN_FDS: "0" }, /^Invalid LISTEN_FDS "0": not a positive/],
-    [{ LISTEN_PID: String(PID), LISTEN_FDS: "-1" }, /^Invalid LISTEN_FDS "-1"/],
-    [{ LISTEN_PID: String(PID), LISTEN_FDS: " 1" }, /^Invalid LISTEN_FDS " 1"/],
-    [
-      { LISTEN_PID: String(PID), LISTEN_FDS: "2", LISTEN_FDNAMES: "a" },
-      /^Invalid LISTEN_FDNAMES "a": 1 names for 2 sockets$/,
-    ],
-  ];
-  for (const [vars, message] of cases) {
-    const env = fakeEnv(vars);
-    assert.throws(() => takeListenFds(env, { pid: PID }), (error: unknown) => {
-      assert.ok(error instanceof SystemdEnvironmentError, String(error));
-      assert.match(error.message, message);
-      return true;
-    });
-    // Unset even when rejected.
-    for (const name of LISTEN_VARIABLES) assert.equal(env.map.has(name), false, name);
-  }
-});
+/** Options of a notifier whose reports are dropped. */
+const QUIET = { pid: PID, report: () => {} };
 
 Deno.test("systemd notify: a path NOTIFY_SOCKET is a NUL-terminated sockaddr_un", () => {
   const address = encodeNotifyAddress("/run/systemd/notify");
@@ -144,7 +81,7 @@ Deno.test("systemd notify: the notifier sends each message to NOTIFY_SOCKET's ad
       void sent.push([[...address], new TextDecoder().decode(message)]),
   };
   const env = fakeEnv({ NOTIFY_SOCKET: "/run/systemd/notify", WATCHDOG_USEC: "20000000" });
-  const notifier = createNotifier(env, sender, { pid: PID });
+  const notifier = createNotifier(env, sender, QUIET);
   assert.ok(notifier);
   assert.equal(notifier.watchdogIntervalMs, 10_000);
   for (const name of NOTIFY_VARIABLES) assert.equal(env.map.has(name), false, name);
@@ -153,7 +90,7 @@ Deno.test("systemd notify: the notifier sends each message to NOTIFY_SOCKET's ad
   const address = [...encodeNotifyAddress("/run/systemd/notify")];
   assert.deepEqual(sent, [[address, "READY=1\n"], [address, "WATCHDOG=1\n"]]);
   // Not under a service manager: no notifier, nothing sent.
-  assert.equal(createNotifier(fakeEnv({}), sender, { pid: PID }), null);
+  assert.equal(createNotifier(fakeEnv({}), sender, QUIET), null);
   assert.equal(sent.length, 2);
 });
 
@@ -163,8 +100,56 @@ Deno.test("systemd notify: a sender factory is called only when NOTIFY_SOCKET is
     made++;
     return { sendDatagram: () => {} };
   };
-  assert.equal(createNotifier(fakeEnv({ WATCHDOG_USEC: "1000000" }), factory, { pid: PID }), null);
+  assert.equal(createNotifier(fakeEnv({ WATCHDOG_USEC: "1000000" }), factory, QUIET), null);
   assert.equal(made, 0);
-  assert.ok(createNotifier(fakeEnv({ NOTIFY_SOCKET: "@x" }), factory, { pid: PID }));
+  assert.ok(createNotifier(fakeEnv({ NOTIFY_SOCKET: "@x" }), factory, QUIET));
   assert.equal(made, 1);
+});
+
+Deno.test("systemd watchdog: a WATCHDOG_USEC past the timer's range pings at the longest interval", () => {
+  // 2^32 ms would make setInterval warn and fire every millisecond.
+  const env = fakeEnv({ WATCHDOG_USEC: String(2 ** 32 * 2_000) });
+  assert.equal(takeWatchdogInterval(env, { pid: PID }), MAX_TIMER_MS);
+  assert.equal(MAX_TIMER_MS, 2_147_483_647);
+});
+
+Deno.test("systemd notify: a failing send never throws; reported once per interval, with a count", () => {
+  let now = 0;
+  let failing: number | null = 111; // ECONNREFUSED: the manager went away
+  const reports: string[] = [];
+  const sender = {
+    sendDatagram: () => {
+      if (failing !== null) {
+        throw new OsError("Cannot notify the service manager", { errno: failing });
+      }
+    },
+  };
+  const notifier = createNotifier(fakeEnv({ NOTIFY_SOCKET: "/run/x" }), sender, {
+    pid: PID,
+    report: (message) => reports.push(message),
+    clock: () => now,
+  })!;
+  assert.equal(notifier.notify({ READY: "1" }), false);
+  for (let i = 0; i < 100; i++) {
+    now += 100;
+    assert.equal(notifier.notify({ WATCHDOG: "1" }), false);
+  }
+  assert.deepEqual(reports, [
+    "Cannot notify the service manager: connection refused, READY=1 not sent (1 failed since the last report)",
+  ]);
+  now = NOTIFY_ERROR_REPORT_INTERVAL_MS + 1;
+  failing = 11; // EAGAIN: the queue is full
+  assert.equal(notifier.notify({ WATCHDOG: "1" }), false);
+  assert.equal(
+    reports[1],
+    "Cannot notify the service manager: its queue is full, WATCHDOG=1 dropped " +
+      "(101 failed since the last report)",
+  );
+  failing = null;
+  assert.equal(notifier.notify({ STOPPING: "1" }), true);
+  assert.equal(
+    reports[2],
+    "Notifying the service manager again (0 more failed since the last report)",
+  );
+  assert.equal(reports.length, 3);
 });

@@ -1,99 +1,31 @@
 /**
- * The systemd service protocols, without any system call: socket activation (sd_listen_fds(3):
- * which inherited descriptors are listening sockets), readiness and watchdog messages
- * (sd_notify(3): their text and the address of `NOTIFY_SOCKET`), and the watchdog interval
- * (sd_watchdog_enabled(3)). Sending a datagram is injected ({@linkcode DatagramSender}), so the
- * caller implements it with libc and tests with a fake.
+ * Readiness and watchdog messages to the service manager (sd_notify(3)): the address of
+ * `NOTIFY_SOCKET`, the text of a message, the watchdog interval (sd_watchdog_enabled(3)), and a
+ * notifier that never blocks or throws: a failed send is counted and reported, rate-limited, and
+ * the daemon goes on (a manager that went away must not stop it). Sending a datagram is injected
+ * ({@linkcode DatagramSender}): lib/linux/libc.ts implements it, tests pass a fake.
  */
+import { AF_UNIX } from "../linux/libc.ts";
+import { reason } from "../errors.ts";
+import { Throttle } from "../log/throttle.ts";
+import { type Environment, parsePositive, SystemdEnvironmentError, unset } from "./environment.ts";
 
-/** The first descriptor systemd passes (0, 1 and 2 are stdin, stdout and stderr). */
-export const SD_LISTEN_FDS_START = 3;
-/** The name systemd gives a passed descriptor when `LISTEN_FDNAMES` does not name it. */
-export const UNKNOWN_FD_NAME = "unknown";
 /** Longest socket name (`sun_path` is 108 bytes, one of them a NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
-/** The `AF_UNIX` address family (host byte order in `sockaddr_un`). */
-export const AF_UNIX = 1;
-
-/** The environment variables of socket activation. */
-export const LISTEN_VARIABLES = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] as const;
 /** The environment variables of sd_notify and the watchdog. */
 export const NOTIFY_VARIABLES = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] as const;
+/** The longest interval a timer takes, in milliseconds (a longer one fires after 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The shortest interval between two reports of failing notifications, in milliseconds. */
+export const NOTIFY_ERROR_REPORT_INTERVAL_MS = 60_000;
 
-/** The part of `Deno.env` these functions use (tests pass a Map-backed fake). */
-export interface Environment {
-  /** The variable's value, or `undefined` when unset. */
-  get(key: string): string | undefined;
-  /** Unsets the variable. */
-  delete(key: string): void;
-}
-
-/** Sends one datagram on an `AF_UNIX` socket of the caller's (implemented with libc). */
+/** Sends one datagram on an `AF_UNIX` socket of the caller's, without blocking. */
 export interface DatagramSender {
-  /** Sends `message` to the encoded `sockaddr_un` in `address`; throws on failure. */
+  /**
+   * Sends `message` to the encoded `sockaddr_un` in `address`; throws on failure, with the
+   * errno name as `code` (`EAGAIN` when the receiver's queue is full).
+   */
   sendDatagram(address: Uint8Array, message: Uint8Array): void;
-}
-
-/** A descriptor passed by systemd, with its name (`FileDescriptorName=`, or "unknown"). */
-export interface ListenFd {
-  /** The descriptor number (3, 4, ...). */
-  fd: number;
-  /** The name from `LISTEN_FDNAMES`. */
-  name: string;
-}
-
-/** Environment variables from systemd that cannot be what systemd sets: the program exits 1. */
-export class SystemdEnvironmentError extends Error {
-  /** Creates the error with a message for the admin. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SystemdEnvironmentError";
-  }
-}
-
-/** A positive decimal integer without sign or leading junk, or `null`. */
-function parsePositive(text: string): number | null {
-  if (!/^[0-9]+$/.test(text)) return null;
-  const value = Number(text);
-  return Number.isSafeInteger(value) && value > 0 ? value : null;
-}
-
-function unset(env: Environment, names: readonly string[]): void {
-  for (const name of names) env.delete(name);
-}
-
-/**
- * The listening sockets systemd passed to this process (sd_listen_fds_with_names(3)), or `null`
- * when none were passed to it: `LISTEN_PID` is unset or names another process (the variables
- * were inherited from a parent that was activated). `LISTEN_PID`, `LISTEN_FDS` and
- * `LISTEN_FDNAMES` are unset in every case, so no child could take the sockets for its own.
- *
- * @throws {SystemdEnvironmentError} when the variables are for this process but malformed.
- */
-export function takeListenFds(env: Environment, { pid }: { pid: number }): ListenFd[] | null {
-  const listenPid = env.get("LISTEN_PID");
-  const count = env.get("LISTEN_FDS");
-  const names = env.get("LISTEN_FDNAMES");
-  unset(env, LISTEN_VARIABLES);
-  if (listenPid === undefined) return null;
-  const target = parsePositive(listenPid);
-  if (target === null) {
-    throw new SystemdEnvironmentError(`Invalid LISTEN_PID "${listenPid}": not a process id`);
-  }
-  if (target !== pid) return null;
-  if (count === undefined) return null;
-  const n = parsePositive(count);
-  if (n === null) {
-    throw new SystemdEnvironmentError(`Invalid LISTEN_FDS "${count}": not a positive count`);
-  }
-  // systemd separates the names with ":"; without the variable every socket is "unknown".
-  const fdNames = names === undefined ? Array(n).fill(UNKNOWN_FD_NAME) : names.split(":");
-  if (fdNames.length !== n) {
-    throw new SystemdEnvironmentError(
-      `Invalid LISTEN_FDNAMES "${names}": ${fdNames.length} names for ${n} sockets`,
-    );
-  }
-  return fdNames.map((name, i) => ({ fd: SD_LISTEN_FDS_START + i, name }));
 }
 
 /**
@@ -162,16 +94,37 @@ export function takeWatchdogInterval(env: Environment, { pid }: { pid: number })
   if (value === null) {
     throw new SystemdEnvironmentError(`Invalid WATCHDOG_USEC "${usec}": not a positive duration`);
   }
-  // Half the timeout, in whole milliseconds, at least 1.
-  return Math.max(1, Math.floor(value / 2_000));
+  // Half the timeout, in whole milliseconds, at least 1 and at most what a timer takes.
+  return Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(value / 2_000)));
 }
 
 /** Sends sd_notify(3) messages to the service manager. */
 export interface Notifier {
-  /** Sends `fields` as one message (e.g. `{ READY: "1" }`); throws if the send fails. */
-  notify(fields: Record<string, string>): void;
+  /**
+   * Sends `fields` as one message (e.g. `{ READY: "1" }`) without blocking; returns whether it
+   * was sent. Never throws: a failure (the manager went away, its queue is full) is reported.
+   */
+  notify(fields: Record<string, string>): boolean;
   /** The watchdog's ping interval in milliseconds, or `null` when there is no watchdog. */
   readonly watchdogIntervalMs: number | null;
+}
+
+/** Options of {@linkcode createNotifier}. */
+export interface NotifierOptions {
+  /** This process's id, to match `WATCHDOG_PID`. */
+  pid: number;
+  /** Receives one-line reports of failed and resumed sends (rate-limited). */
+  report: (message: string) => void;
+  /** Monotonic milliseconds that space the reports (default `performance.now`). */
+  clock?: () => number;
+}
+
+/** What a failed send means, for its report. */
+function failureOf(error: unknown, fields: Record<string, string>): string {
+  const what = Object.keys(fields).map((key) => `${key}=${fields[key]}`).join(" ");
+  const code = (error as { code?: unknown }).code;
+  if (code === "EAGAIN") return `its queue is full, ${what} dropped`;
+  return `${reason(error)}, ${what} not sent`;
 }
 
 /**
@@ -185,7 +138,7 @@ export interface Notifier {
 export function createNotifier(
   env: Environment,
   sender: DatagramSender | (() => DatagramSender),
-  { pid }: { pid: number },
+  { pid, report, clock }: NotifierOptions,
 ): Notifier | null {
   const socket = env.get("NOTIFY_SOCKET");
   env.delete("NOTIFY_SOCKET");
@@ -193,8 +146,32 @@ export function createNotifier(
   if (socket === undefined) return null;
   const address = encodeNotifyAddress(socket);
   const { sendDatagram } = typeof sender === "function" ? sender() : sender;
+  const failures = new Throttle(NOTIFY_ERROR_REPORT_INTERVAL_MS, { clock });
   return {
     watchdogIntervalMs,
-    notify: (fields) => sendDatagram(address, notifyMessage(fields)),
+    notify: (fields) => {
+      const message = notifyMessage(fields);
+      try {
+        sendDatagram(address, message);
+      } catch (error) {
+        const count = failures.fail();
+        if (count !== null) {
+          report(
+            `Cannot notify the service manager: ${failureOf(error, fields)} ` +
+              `(${count} failed since the last report)`,
+          );
+        }
+        return false;
+      }
+      if (failures.open) {
+        const count = failures.recover();
+        if (count !== null) {
+          report(
+            `Notifying the service manager again (${count} more failed since the last report)`,
+          );
+        }
+      }
+      return true;
+    },
   };
 }
