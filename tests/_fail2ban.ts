@@ -1,0 +1,158 @@
+/**
+ * Test harness: a real fail2ban-server from a config of the test's own, built as an admin's: the
+ * Debian package's /etc/fail2ban (jail.conf, paths, action.d, filter.d; not its jail.d, whose
+ * sshd jail would need an sshd log), the contrib/fail2ban files on top, and the test's settings in
+ * jail.d/net-bouncer.local (read after the shipped .conf, as an admin overrides it). The server
+ * runs in a sandbox (tests/_netns.ts), so its firewall actions change the sandbox's firewall only.
+ */
+import { DEADLINE_MS, linesMatching, readOrEmpty, ROOT, run, waitFor } from "./_util.ts";
+import type { Sandbox } from "./_netns.ts";
+
+/** The Debian package's fail2ban configuration. */
+export const SYSTEM_CONF = "/etc/fail2ban";
+/** The shipped files: path under contrib/fail2ban, the same under the config directory. */
+export const CONTRIB_FILES: readonly string[] = [
+  "filter.d/net-bouncer.conf",
+  "jail.d/net-bouncer.conf",
+  "action.d/net-bouncer-nftables-subnet.conf",
+  "action.d/net-bouncer-iptables-subnet.conf",
+  "action.d/net-bouncer-webhook.conf",
+];
+/** How long fail2ban-server may take to start its jails. */
+const START_TIMEOUT_MS = DEADLINE_MS * 3;
+
+/** A running fail2ban-server. */
+export interface Fail2ban {
+  /** Its config directory. */
+  conf: string;
+  /** Its log's text now. */
+  log(): string;
+  /** Waits until its log holds `count` lines matching `pattern`; returns them. */
+  waitForLog(pattern: RegExp, count?: number, timeoutMs?: number): Promise<string[]>;
+  /** Runs fail2ban-client against it; returns stdout, throws unless it exits 0. */
+  client(...args: string[]): Promise<string>;
+  /** Stops it (fail2ban-client stop, then SIGKILL after a deadline). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes the config into `dir`/conf: the system's, the contrib files, `local` as
+ * jail.d/net-bouncer.local; fail2ban's own log, socket, pid file and database under `dir`.
+ */
+export function writeFail2banConf(dir: string, local: string): string {
+  const conf = `${dir}/conf`;
+  Deno.mkdirSync(`${conf}/jail.d`, { recursive: true });
+  for (const sub of ["action.d", "filter.d"]) {
+    Deno.mkdirSync(`${conf}/${sub}`, { recursive: true });
+    for (const entry of Deno.readDirSync(`${SYSTEM_CONF}/${sub}`)) {
+      if (entry.isFile) {
+        Deno.copyFileSync(`${SYSTEM_CONF}/${sub}/${entry.name}`, `${conf}/${sub}/${entry.name}`);
+      }
+    }
+  }
+  for (const entry of Deno.readDirSync(SYSTEM_CONF)) {
+    if (entry.isFile && entry.name.endsWith(".conf")) {
+      Deno.copyFileSync(`${SYSTEM_CONF}/${entry.name}`, `${conf}/${entry.name}`);
+    }
+  }
+  for (const file of CONTRIB_FILES) {
+    Deno.copyFileSync(`${ROOT}contrib/fail2ban/${file}`, `${conf}/${file}`);
+  }
+  Deno.writeTextFileSync(
+    `${conf}/fail2ban.local`,
+    [
+      "[Definition]",
+      "loglevel = INFO",
+      `logtarget = ${dir}/fail2ban.log`,
+      `socket = ${dir}/fail2ban.sock`,
+      `pidfile = ${dir}/fail2ban.pid`,
+      `dbfile = ${dir}/fail2ban.sqlite3`,
+      "",
+    ].join("\n"),
+  );
+  Deno.writeTextFileSync(`${conf}/jail.d/net-bouncer.local`, local);
+  return conf;
+}
+
+/** Starts fail2ban-server in `sandbox` on `conf` and waits until each of `jails` has started. */
+export async function startFail2ban(
+  sandbox: Sandbox,
+  conf: string,
+  jails: string[],
+): Promise<Fail2ban> {
+  const dir = conf.replace(/\/conf$/, "");
+  const socket = `${dir}/fail2ban.sock`;
+  const child = sandbox.spawn([
+    "fail2ban-server",
+    "-f",
+    "-x",
+    "-c",
+    conf,
+    "-s",
+    socket,
+    "-p",
+    `${dir}/fail2ban.pid`,
+  ]);
+  const output = Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const log = () => readOrEmpty(`${dir}/fail2ban.log`);
+  const waitForLog: Fail2ban["waitForLog"] = (pattern, count = 1, timeoutMs = DEADLINE_MS) =>
+    waitFor(`${count} line(s) matching ${pattern} in fail2ban's log`, async () => {
+      if (exited) throw new Error(`fail2ban-server exited:\n${log()}\n${(await output).join("")}`);
+      const lines = linesMatching(log(), pattern);
+      return lines.length >= count ? lines : null;
+    }, { timeoutMs });
+  const fail2ban: Fail2ban = {
+    conf,
+    log,
+    waitForLog,
+    client: async (...args) => {
+      const result = await run("fail2ban-client", ["-c", conf, "-s", socket, ...args], {
+        timeoutMs: DEADLINE_MS,
+      });
+      if (result.code !== 0) {
+        throw new Error(
+          `fail2ban-client ${
+            args.join(" ")
+          }: exit ${result.code}\n${result.stdout}${result.stderr}`,
+        );
+      }
+      return result.stdout;
+    },
+    stop: async () => {
+      if (exited) return;
+      await run("fail2ban-client", ["-c", conf, "-s", socket, "stop"], { timeoutMs: DEADLINE_MS });
+      const timer = setTimeout(() => {
+        if (!exited) child.kill("SIGKILL");
+      }, DEADLINE_MS);
+      await status;
+      clearTimeout(timer);
+      await output;
+    },
+  };
+  try {
+    for (const jail of jails) {
+      await waitForLog(new RegExp(`Jail '${jail}' started`), 1, START_TIMEOUT_MS);
+    }
+  } catch (error) {
+    if (!exited) child.kill("SIGKILL");
+    await status;
+    throw error;
+  }
+  return fail2ban;
+}
+
+/** A classic log line's own time (local time, ms), in ms since the epoch. */
+export function lineTime(line: string): number {
+  const match = line.match(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) /);
+  if (!match) throw new Error(`No time in "${line}"`);
+  // Without an offset, Date reads it as local time, as net-bouncer wrote it.
+  return new Date(`${match[1]}T${match[2]}`).getTime();
+}
