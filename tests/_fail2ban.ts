@@ -18,6 +18,19 @@ export const CONTRIB_FILES: readonly string[] = [
   "action.d/net-bouncer-iptables-subnet.conf",
   "action.d/net-bouncer-webhook.conf",
 ];
+/**
+ * An action of the tests' own, action.d/record.conf: appends each banned address to `file`. Listed
+ * after a jail's shipped actions, it is a barrier: fail2ban runs a ban's actions in order, so once
+ * an address is in the file, the actions before it have run for it.
+ */
+const RECORD_ACTION = [
+  "[Definition]",
+  "actionban = printf '%%s\\n' '<ip>' >> '<file>'",
+  "actionunban =",
+  "[Init]",
+  "file =",
+  "",
+].join("\n");
 /** How long fail2ban-server may take to start its jails. */
 const START_TIMEOUT_MS = DEADLINE_MS * 3;
 
@@ -36,8 +49,8 @@ export interface Fail2ban {
 }
 
 /**
- * Writes the config into `dir`/conf: the system's, the contrib files, `local` as
- * jail.d/net-bouncer.local; fail2ban's own log, socket, pid file and database under `dir`.
+ * Writes the config into `dir`/conf: the system's, the contrib files, the test action record.conf,
+ * `local` as jail.d/net-bouncer.local; fail2ban's own log, socket, pid file and database under `dir`.
  */
 export function writeFail2banConf(dir: string, local: string): string {
   const conf = `${dir}/conf`;
@@ -70,6 +83,7 @@ export function writeFail2banConf(dir: string, local: string): string {
       "",
     ].join("\n"),
   );
+  Deno.writeTextFileSync(`${conf}/action.d/record.conf`, RECORD_ACTION);
   Deno.writeTextFileSync(`${conf}/jail.d/net-bouncer.local`, local);
   return conf;
 }
@@ -155,4 +169,9 @@ export function lineTime(line: string): number {
   if (!match) throw new Error(`No time in "${line}"`);
   // Without an offset, Date reads it as local time, as net-bouncer wrote it.
   return new Date(`${match[1]}T${match[2]}`).getTime();
+}
+
+/** The addresses the record action wrote to `file` so far, in order. */
+export function recorded(file: string): string[] {
+  return readOrEmpty(file).split("\n").filter(Boolean);
 }

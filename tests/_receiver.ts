@@ -4,7 +4,7 @@
  * on stdout per request it receives (`{"method", "path", "headers", "body"}`, headers lowercased),
  * after a first line `{"listening": PORT}`.
  *
- *     deno run --allow-net --allow-read tests/_receiver.ts --port 443 --cert C --key K [--hang]
+ *     deno run --allow-net --allow-read --allow-env tests/_receiver.ts --port 443 --cert C --key K [--hang]
  *
  * `--hang`: every request is printed, then never answered (the connection stays open until the
  * client gives up), as a receiver that hangs. Otherwise each gets `200 {"data":{}}`. Use
@@ -51,6 +51,7 @@ export async function startReceiver(
     "--quiet",
     "--allow-net",
     "--allow-read",
+    "--allow-env",
     `${ROOT}tests/_receiver.ts`,
     "--port",
     String(port),
