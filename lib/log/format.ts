@@ -44,6 +44,29 @@ const TEXT_LEVELS: Record<Level, string> = {
   fatal: "FATAL",
 };
 
+/**
+ * The fixed text of a connection line around its fields, which readers of the log rely on (ban
+ * filters, `net-bouncer report`'s parser): the formatter below writes exactly this.
+ */
+export const CONNECTION_LAYOUT = {
+  /** `TIME [INFO] Connection from ADDRESS on port PORT`, TIME as `2026-11-25 08:01:02.345`. */
+  text: {
+    timeLength: 23,
+    afterTime: " [INFO] Connection from ",
+    beforePort: " on port ",
+  },
+  /** `{"time":"TIME","level":...,"src_ip":"ADDRESS","src_port":N,"dst_port":N}`. */
+  json: {
+    beforeTime: '{"time":"',
+    /** `2026-11-25T08:01:02.345+01:00`. */
+    timeLength: 29,
+    afterTime: '","level":"info","event":"connection","src_ip":"',
+    beforeSrcPort: '","src_port":',
+    beforeDstPort: ',"dst_port":',
+    end: "}",
+  },
+} as const;
+
 /** Room for the longest connection line: JSON with a 45-character IPv6 address is ~160 bytes. */
 const LINE_BUFFER_BYTES = 512;
 const ASCII_ZERO = 48;
@@ -124,13 +147,13 @@ export function createFormatter(format: LogFormat): Formatter {
     const lines = new ConnectionLines((second) => {
       const parts = secondParts(second);
       return [
-        encoder.encode(`{"time":"${parts.iso}`),
-        encoder.encode(`${parts.offset}","level":"info","event":"connection","src_ip":"`),
+        encoder.encode(`${CONNECTION_LAYOUT.json.beforeTime}${parts.iso}`),
+        encoder.encode(`${parts.offset}${CONNECTION_LAYOUT.json.afterTime}`),
       ];
     });
-    const srcPort = encoder.encode('","src_port":');
-    const dstPort = encoder.encode(',"dst_port":');
-    const end = encoder.encode("}\n");
+    const srcPort = encoder.encode(CONNECTION_LAYOUT.json.beforeSrcPort);
+    const dstPort = encoder.encode(CONNECTION_LAYOUT.json.beforeDstPort);
+    const end = encoder.encode(`${CONNECTION_LAYOUT.json.end}\n`);
     return {
       connection: (ms, srcIp, clientPort, port) => {
         lines.start(ms);
@@ -149,9 +172,9 @@ export function createFormatter(format: LogFormat): Formatter {
   }
   const lines = new ConnectionLines((second) => [
     encoder.encode(secondParts(second).text),
-    encoder.encode(" [INFO] Connection from "),
+    encoder.encode(CONNECTION_LAYOUT.text.afterTime),
   ]);
-  const onPort = encoder.encode(" on port ");
+  const onPort = encoder.encode(CONNECTION_LAYOUT.text.beforePort);
   const newline = encoder.encode("\n");
   return {
     connection: (ms, srcIp, _clientPort, port) => {
