@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { errorLine, exitCodeOf, serve, type ServeOptions } from "./lib/serve.ts";
+import { Signals } from "./lib/signals.ts";
+import type { ServeOptions } from "./lib/serve.ts";
 
 /** Options of {@linkcode main}: what tests control. */
 export type MainOptions = ServeOptions;
@@ -18,12 +19,17 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     const { denoReportOptions, report } = await import("./lib/report/report.ts");
     return await report(args.slice(1), denoReportOptions());
   }
+  // Before the daemon's code is even loaded: a SIGHUP from now on never kills it.
+  const signals = options.signals ?? new Signals();
   const stderr = options.stderr ?? ((line: string) => console.error(line));
+  const { errorLine, exitCodeOf, serve } = await import("./lib/serve.ts");
   try {
-    return await serve(args, { ...options, stderr });
+    return await serve(args, { ...options, stderr, signals });
   } catch (error) {
     stderr(errorLine(error));
     return exitCodeOf(error);
+  } finally {
+    signals.close();
   }
 }
 

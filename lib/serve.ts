@@ -12,8 +12,10 @@ import { escapeControls, plural, quote, RuntimeError, UsageError } from "./error
 import { EventLog } from "./log/event_log.ts";
 import { createFormatter } from "./log/format.ts";
 import { type Libc, openLibc, unixDatagramSender } from "./linux/libc.ts";
+import { callerDirectory, resolvePath } from "./config/resolve_path.ts";
+import { Signals } from "./signals.ts";
 import type { ListenerSet } from "./daemon/listener_set.ts";
-import { LogWriter } from "./log/log_writer.ts";
+import { logFileOpener, LogWriter, standardStream } from "./log/log_writer.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { listenMetrics, MetricsServer } from "./metrics/metrics_server.ts";
 import { NativeListeners } from "./daemon/native_listener.ts";
@@ -21,7 +23,7 @@ import { PortableListeners } from "./daemon/portable_listener.ts";
 import type { PrefixSet } from "./config/prefix_set.ts";
 import type { Environment } from "./systemd/environment.ts";
 import { type ListenFd, takeListenFds } from "./systemd/listen_fds.ts";
-import { createNotifier, type Notifier } from "./systemd/notifier.ts";
+import { createNotifier } from "./systemd/notifier.ts";
 
 /** `FileDescriptorName=` of a socket that systemd passes for the metrics endpoint. */
 export const METRICS_FD_NAME = "metrics";
@@ -49,6 +51,8 @@ export interface ServeOptions {
   onReady?: () => void | Promise<void>;
   /** Stops the daemon as SIGTERM does, when aborted (for tests in-process). */
   signal?: AbortSignal;
+  /** The signal listeners, installed by main.ts before anything else (default: made here). */
+  signals?: Signals;
 }
 
 /** The exit code of an error: 2 for a usage error, 1 for everything else (never a stack trace). */
@@ -71,10 +75,10 @@ async function dropPermissions({ keepRead }: { keepRead: boolean }): Promise<voi
   await Deno.permissions.revoke({ name: "ffi" });
   // systemd's variables were read and unset.
   await Deno.permissions.revoke({ name: "env" });
-  // Reading is needed to reload --ignore-file on SIGHUP, and to check that the log path is
-  // still a regular file before it is reopened (a FIFO there would block the daemon). Writing
-  // stays: SIGHUP reopens the log file by path (Deno cannot narrow a grant to one path at run
-  // time).
+  // Without libc, reading is needed to reload --ignore-file on SIGHUP and to check the log path
+  // before it is reopened (with libc, files are opened and checked through it). Writing stays:
+  // a reopen may have to create the log file's directory (Deno cannot narrow a grant to one
+  // path at run time).
   if (!keepRead) await Deno.permissions.revoke({ name: "read" });
 }
 
@@ -83,21 +87,21 @@ interface AddressConfig {
   addresses: string[];
   /** The allow-list, or `null` for none. */
   allowList: PrefixSet | null;
-  /** Reads the allow-list again (with `--ignore-file`), or `null`. */
-  reload: (() => PrefixSet) | null;
+  /** Reads the allow-list again (with `--ignore-file`) in slices, or `null`. */
+  reload: ((signal: AbortSignal) => Promise<PrefixSet>) | null;
 }
 
 /**
  * Parses `-b` and the allow-list. They need ipaddr.js, which costs about 5 MB of memory, so it
  * is loaded only when one of them is given.
  *
- * @throws {UsageError} on a bad address, prefix or ignore file.
+ * @throws {UsageError} on a bad address, prefix or allow-list file.
  */
-async function loadAddressConfig(config: Config): Promise<AddressConfig> {
+async function loadAddressConfig(config: Config, libc: Libc | null): Promise<AddressConfig> {
   if (config.bind.length === 0 && config.ignore.length === 0 && config.ignoreFile === null) {
     return { addresses: [], allowList: null, reload: null };
   }
-  const [{ parseBindAddress }, { loadIgnoreList }] = await Promise.all([
+  const [{ parseBindAddress }, { loadAllowList, reloadAllowList }] = await Promise.all([
     import("./config/ip.ts"),
     import("./config/allow_list.ts"),
   ]);
@@ -117,42 +121,60 @@ async function loadAddressConfig(config: Config): Promise<AddressConfig> {
     const flag = config.family === "ipv4" ? "-4" : "-6";
     throw new UsageError(`Cannot bind to "${wrongFamily}": it contradicts "${flag}"`);
   }
-  const load = () => loadIgnoreList(config.ignore, { file: config.ignoreFile }).prepare();
-  const allowList = load();
+  const source = { file: config.ignoreFile, libc };
+  const allowList = loadAllowList(config.ignore, source);
   return {
     addresses,
     allowList: allowList.size > 0 ? allowList : null,
-    reload: config.ignoreFile === null ? null : load,
+    reload: config.ignoreFile === null
+      ? null
+      : (signal) => reloadAllowList(config.ignore, { ...source, signal }),
   };
 }
 
-/** The listener set the configuration asks for; `log` takes the warning of a fallback. */
-function createListeners(
+/** The C library, or why it cannot be used (`null` when the configuration does not want it). */
+function loadLibc(
   config: Config,
-  { log, load, activated }: { log: EventLog; load: () => Libc; activated: boolean },
-): { listeners: ListenerSet; libc: Libc | null } {
-  const portable = () => new PortableListeners({ dropIPv4: config.family === "ipv6" });
-  if (config.listener === "portable" && !activated) return { listeners: portable(), libc: null };
-  if (config.listener === "auto" && Deno.build.os !== "linux" && !activated) {
-    return { listeners: portable(), libc: null };
+  { load, activated }: { load: () => Libc; activated: boolean },
+): { libc: Libc | null; why: string | null } {
+  // Files and sd_notify use libc whatever the listener, wherever it loads.
+  if (Deno.build.os !== "linux" && config.listener !== "native" && !activated) {
+    return { libc: null, why: null };
   }
-  let libc: Libc;
   try {
-    libc = load();
+    return { libc: load(), why: null };
   } catch (error) {
     const why = escapeControls(error instanceof Error ? error.message : String(error));
     if (config.listener === "native" || activated) {
       throw new RuntimeError(`Cannot use the native listener: ${why}`, { cause: error });
     }
+    return { libc: null, why };
+  }
+}
+
+/** The listener set the configuration asks for; `log` takes the warning of a fallback. */
+function createListeners(
+  config: Config,
+  { log, libc, why }: { log: EventLog; libc: Libc | null; why: string | null },
+): ListenerSet {
+  if (libc !== null && config.listener !== "portable") return new NativeListeners(libc);
+  if (why !== null) {
     log.warn(
       "warning",
       `Cannot load the C library (${why}): using the portable listener, which cannot log ` +
         "clients that reset at once",
       { reason: why },
     );
-    return { listeners: portable(), libc: null };
   }
-  return { listeners: new NativeListeners(libc), libc };
+  return new PortableListeners({ dropIPv4: config.family === "ipv6" });
+}
+
+/** `config` with its relative paths resolved against the caller's directory (`INIT_CWD`). */
+function resolvePaths(config: Config, env: Environment): Config {
+  const cwd = callerDirectory(env);
+  const resolve = (path: string | null) =>
+    path === null || standardStream(path) !== null ? path : resolvePath(path, { cwd });
+  return { ...config, logFile: resolve(config.logFile), ignoreFile: resolve(config.ignoreFile) };
 }
 
 /**
@@ -163,6 +185,20 @@ export async function serve(
   args: string[],
   options: ServeOptions & { stderr: (line: string) => void },
 ): Promise<number> {
+  // First: a signal during the start-up (a long allow-list parse) waits for its action.
+  const signals = options.signals ?? new Signals();
+  try {
+    return await run(args, { ...options, signals });
+  } finally {
+    signals.close();
+  }
+}
+
+async function run(
+  args: string[],
+  options: ServeOptions & { stderr: (line: string) => void; signals: Signals },
+): Promise<number> {
+  const { signals } = options;
   const env = options.env ?? Deno.env;
   const pid = options.pid ?? Deno.pid;
   const listenFds = takeListenFds(env, { pid });
@@ -171,39 +207,33 @@ export async function serve(
     (options.stdout ?? ((text) => console.log(text)))(invocation.text.trimEnd());
     return 0;
   }
-  const config = invocation.config;
-  const addressConfig = await loadAddressConfig(config);
-  const metricsFd = listenFds?.find((passed) => passed.name === METRICS_FD_NAME) ?? null;
-  if (metricsFd !== null && config.metrics !== null) {
-    throw new UsageError(
-      'Option "--metrics" and a metrics socket passed by systemd exclude each other',
-    );
-  }
-  const metrics = config.metrics === null && metricsFd === null
+  const config = resolvePaths(invocation.config, env);
+  const { metricsFds, honeypotFds } = splitListenFds(listenFds, config);
+  const { libc, why } = loadLibc(config, {
+    load: options.openLibc ?? openLibc,
+    activated: listenFds !== null,
+  });
+  const addressConfig = await loadAddressConfig(config, libc);
+  const metrics = config.metrics === null && metricsFds.length === 0
     ? null
     : new Metrics({ version: VERSION, clock: options.clock });
   metrics?.allowListSize(addressConfig.allowList?.size ?? 0);
   const writer = new LogWriter(config.logFile, {
     report: (message) => options.stderr(errorLine(message)),
     metrics: metrics ?? undefined,
+    open: logFileOpener(libc),
   });
   const formatter = createFormatter(config.format);
   const clock = options.clock ?? Date.now;
   const log = new EventLog(writer, formatter, { clock });
-  let notifier: Notifier | null = null;
   const timers: ReturnType<typeof setInterval>[] = [];
+  const reloads = new AbortController();
   try {
-    const { listeners, libc } = createListeners(config, {
-      log,
-      load: options.openLibc ?? openLibc,
-      activated: listenFds !== null,
+    const listeners = createListeners(config, { log, libc, why });
+    const notifier = libc === null ? null : createNotifier(env, () => unixDatagramSender(libc), {
+      pid,
+      report: (message) => log.warn("warning", message),
     });
-    if (libc !== null) {
-      notifier = createNotifier(env, () => unixDatagramSender(libc), {
-        pid,
-        report: (message) => log.warn("warning", message),
-      });
-    }
     const server = new Bouncer(listeners, writer, {
       formatter,
       log,
@@ -217,35 +247,40 @@ export async function serve(
       // Closed first: the queued connections are still logged, and a failed send cannot keep
       // the listeners open.
       server.close();
+      reloads.abort();
       notifier?.notify({ STOPPING: "1" });
     };
-    const signals: [Deno.Signal, () => void][] = [
-      ["SIGTERM", stop],
-      ["SIGINT", stop],
-      ["SIGHUP", () => reload(server, writer, { log, addressConfig, config, metrics })],
-    ];
+    const reload = reloader(server, writer, {
+      log,
+      addressConfig,
+      config,
+      metrics,
+      signal: reloads.signal,
+    });
     // Before listening: a signal right after the Listening line must not find the default action.
-    for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+    signals.onStop(stop);
+    signals.onReload(reload.start);
     options.signal?.addEventListener("abort", stop, { once: true });
     if (options.signal?.aborted) stop();
-    let metricsServer: MetricsServer | null = null;
-    let metricsServed: Promise<void> | undefined;
+    const metricsServers: MetricsServer[] = [];
+    let metricsServed: Promise<void[]> | undefined;
     try {
       // Bound first, announced last: a failed start names no socket it let go again.
       if (metrics !== null && config.metrics !== null) {
-        metricsServer = listenMetrics(config.metrics, metrics);
-      } else if (metrics !== null && metricsFd !== null) {
+        metricsServers.push(listenMetrics(config.metrics, metrics));
+      }
+      if (metrics !== null && metricsFds.length > 0) {
         // node:net, which can listen on a descriptor, costs 6 MB: loaded only for this.
         const { listenOnDescriptor } = await import("./systemd/listen_on_descriptor.ts");
-        metricsServer = new MetricsServer(await listenOnDescriptor(metricsFd.fd), metrics);
+        for (const { fd } of metricsFds) {
+          metricsServers.push(new MetricsServer(await listenOnDescriptor(fd), metrics));
+        }
       }
-      if (listenFds !== null) {
-        adoptListenFds(server, listeners, listenFds.filter((passed) => passed !== metricsFd));
-      }
+      if (honeypotFds.length > 0) adoptListenFds(server, listeners, honeypotFds);
       if (config.ports.length > 0) server.listen(config.ports);
-      metricsServer?.announce(log);
+      for (const metricsServer of metricsServers) metricsServer.announce(log);
       await (options.dropPermissions ?? dropPermissions)({
-        keepRead: config.ignoreFile !== null || writer.path !== null,
+        keepRead: libc === null && (config.ignoreFile !== null || writer.path !== null),
       });
       notifier?.notify({ READY: "1" });
       const interval = notifier?.watchdogIntervalMs ?? null;
@@ -253,16 +288,17 @@ export async function serve(
         // From the event loop: a loop that is stuck sends nothing, and systemd restarts it.
         timers.push(setInterval(() => notifier?.notify({ WATCHDOG: "1" }), interval));
       }
-      metricsServed = metricsServer?.serve();
+      metricsServed = Promise.all(metricsServers.map((metricsServer) => metricsServer.serve()));
       await options.onReady?.();
       await server.serve();
     } finally {
-      for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
       options.signal?.removeEventListener("abort", stop);
       for (const timer of timers) clearInterval(timer);
       server.close();
-      metricsServer?.close();
+      reloads.abort();
+      for (const metricsServer of metricsServers) metricsServer.close();
       await metricsServed;
+      await reload.done();
     }
     log.info("stopped", stoppedMessage(server, config), {
       count: server.connections,
@@ -273,6 +309,28 @@ export async function serve(
   } finally {
     writer.close();
   }
+}
+
+/**
+ * The sockets systemd passed, sorted: every one named {@linkcode METRICS_FD_NAME} serves the
+ * metrics (a socket unit with two `ListenStream=` lines, 127.0.0.1 and ::1, names both so),
+ * the others are honeypot ports. A metrics socket is never a honeypot port: its scraper would
+ * be logged as an attacker, and banned.
+ *
+ * @throws {UsageError} when `--metrics` is given too.
+ */
+function splitListenFds(
+  listenFds: ListenFd[] | null,
+  config: Config,
+): { metricsFds: ListenFd[]; honeypotFds: ListenFd[] } {
+  const metricsFds = listenFds?.filter((passed) => passed.name === METRICS_FD_NAME) ?? [];
+  const honeypotFds = listenFds?.filter((passed) => passed.name !== METRICS_FD_NAME) ?? [];
+  if (metricsFds.length > 0 && config.metrics !== null) {
+    throw new UsageError(
+      'Option "--metrics" and a metrics socket passed by systemd exclude each other',
+    );
+  }
+  return { metricsFds, honeypotFds };
 }
 
 /** Serves the sockets systemd passed as honeypot ports. */
@@ -287,33 +345,60 @@ function adoptListenFds(server: Bouncer, listeners: ListenerSet, fds: ListenFd[]
   }));
 }
 
-/** SIGHUP: reopens the log file and reloads the allow-list; never ends the process. */
-function reload(
+/**
+ * SIGHUP: reopens the log file at once and reloads the allow-list in slices, so that accepting
+ * goes on meanwhile; the new list replaces the old one whole once it is complete. SIGHUPs during
+ * a reload make one more reload after it. Never ends the process.
+ */
+function reloader(
   server: Bouncer,
   writer: LogWriter,
-  { log, addressConfig, config, metrics }: {
+  { log, addressConfig, config, metrics, signal }: {
     log: EventLog;
     addressConfig: AddressConfig;
     config: Config;
     metrics: Metrics | null;
+    signal: AbortSignal;
   },
-): void {
-  writer.reopen();
-  if (addressConfig.reload === null) return;
-  try {
-    const allowList = addressConfig.reload();
-    server.allowList = allowList.size > 0 ? allowList : null;
-    metrics?.allowListSize(allowList.size);
-    log.info(
-      "reloaded",
-      `Reloaded ${quote(config.ignoreFile ?? "")}: ${plural(allowList.size, "prefix", "prefixes")}`,
-      { file: config.ignoreFile, count: allowList.size },
-    );
-  } catch (error) {
-    // Whatever went wrong, the previous list stays and the daemon goes on.
-    const why = escapeControls(error instanceof Error ? error.message : String(error));
-    log.error("error", `${why}; keeping the previous list`, { reason: why });
-  }
+): { start: () => void; done: () => Promise<void> } {
+  let running: Promise<void> | null = null;
+  let again = false;
+  const reloadList = async (load: (signal: AbortSignal) => Promise<PrefixSet>) => {
+    try {
+      const allowList = await load(signal);
+      server.allowList = allowList.size > 0 ? allowList : null;
+      metrics?.allowListSize(allowList.size);
+      log.info(
+        "reloaded",
+        `Reloaded ${quote(config.ignoreFile ?? "")}: ${
+          plural(allowList.size, "prefix", "prefixes")
+        }`,
+        { file: config.ignoreFile, count: allowList.size },
+      );
+    } catch (error) {
+      if (signal.aborted) return; // stopping: the list no longer matters
+      // Whatever went wrong, the previous list stays and the daemon goes on.
+      const why = escapeControls(error instanceof Error ? error.message : String(error));
+      log.error("error", `${why}; keeping the previous list`, { reason: why });
+    }
+  };
+  const start = () => {
+    writer.reopen();
+    const load = addressConfig.reload;
+    if (load === null || signal.aborted) return;
+    if (running !== null) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await reloadList(load);
+      } while (again && !signal.aborted);
+      running = null;
+    })();
+  };
+  return { start, done: async () => void await running };
 }
 
 function stoppedMessage(server: Bouncer, config: Config): string {

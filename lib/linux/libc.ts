@@ -49,6 +49,32 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 /** The non-blocking file status flag. */
 export const O_NONBLOCK = 0o4000;
+/** open(2): read only. */
+export const O_RDONLY = 0;
+/** open(2): write only. */
+export const O_WRONLY = 1;
+/** open(2): create the file if it is missing. */
+export const O_CREAT = 0o100;
+/** open(2) with O_CREAT: fail with EEXIST if the file exists. */
+export const O_EXCL = 0o200;
+/** open(2): a terminal does not become the controlling one. */
+export const O_NOCTTY = 0o400;
+/** open(2): every write goes to the end. */
+export const O_APPEND = 0o2000;
+/** open(2): close on exec. */
+export const O_CLOEXEC = 0o2000000;
+/** statx(2): the descriptor itself, with an empty path. */
+export const AT_EMPTY_PATH = 0x1000;
+/** statx(2) mask: the file type and size. */
+export const STATX_TYPE_AND_SIZE = 0x1 | 0x200;
+/** Size of `struct statx`; `stx_mode` (u16) is at 28, `stx_size` (u64) at 40 on every arch. */
+export const STATX_BYTES = 256;
+/** The file type bits of a mode, and the types. */
+export const S_IFMT = 0o170000;
+/** A regular file. */
+export const S_IFREG = 0o100000;
+/** A directory. */
+export const S_IFDIR = 0o040000;
 /** Flag of send(2) and sendto(2): fail with EAGAIN rather than wait for room. */
 export const MSG_DONTWAIT = 0x40;
 
@@ -78,6 +104,17 @@ export const ERRNO = {
   EHOSTUNREACH: 113,
   ECONNREFUSED: 111,
   ENOENT: 2,
+  EIO: 5,
+  ENXIO: 6,
+  EEXIST: 17,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EFBIG: 27,
+  ENOSPC: 28,
+  EROFS: 30,
+  EPIPE: 32,
+  ELOOP: 40,
+  EDQUOT: 122,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>(
@@ -127,6 +164,10 @@ const SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  // Files opened without blocking and checked by descriptor (lib/linux/regular_file.ts).
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded functions (see `man 2 <name>`). */

@@ -2,14 +2,19 @@
  * The log target: a file opened for appending (reopened by path on SIGHUP), standard output
  * (`-l -`, `-l /dev/stdout`) or standard error (the default, `-l /dev/stderr`).
  *
- * Each line is written with one system call when it is logged, so a connection's line is in the
- * file before its event-loop turn ends (fail2ban bans on it). There is no buffer: Deno accepts
- * one connection per listener and turn, so joining the lines of a turn saved no system call and
- * its microtask cost 4% CPU per connection in the benchmark.
+ * Whatever is written is written at once, with one system call, so a connection's line is in
+ * the file before its event-loop turn ends (fail2ban bans on it). The writer keeps no buffer of
+ * its own: lib/daemon/bouncer.ts joins the lines of one round of accepts (up to 64 KiB) and
+ * hands them over in one call.
+ *
+ * On Linux the file is opened through libc (lib/linux/regular_file.ts): without blocking, and
+ * checked by descriptor, so a FIFO swapped in at the path cannot hang a reopen.
  */
 import { dirname, resolve } from "node:path";
 import { isOsError, NotRegularFileError, plural, quote, reason, withMessage } from "../errors.ts";
 import { Throttle } from "./throttle.ts";
+import { ERRNO, type Libc, O_APPEND, O_CREAT, O_EXCL, O_WRONLY, OsError } from "../linux/libc.ts";
+import { isNotRegular, openRegularFile } from "../linux/regular_file.ts";
 
 /** Mode of a log file that net-bouncer creates (the group may read it: fail2ban, adm). */
 export const LOG_FILE_MODE = 0o640;
@@ -74,6 +79,73 @@ export interface LogWriterOptions {
   stderr?: WriteTarget;
 }
 
+/**
+ * Opens `path` through libc for appending, creating it with mode {@linkcode LOG_FILE_MODE} and
+ * its missing parent directories with {@linkcode LOG_DIR_MODE}. Opening never blocks
+ * (O_NONBLOCK: a FIFO without a reader fails, one with a reader opens) and the opened
+ * descriptor must be a regular file. A symbolic link to a regular file is followed; one whose
+ * target does not exist is refused, as {@linkcode openLogFile} does.
+ *
+ * @throws {Error} with the OS error's `code`, or {@linkcode NotRegularFileError}, with a message
+ * that names the path and the reason.
+ */
+export function openLogFileWithLibc(libc: Libc, path: string): WriteTarget {
+  const name = `Cannot open log file ${quote(path)}`;
+  const append = O_WRONLY | O_APPEND;
+  try {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return openRegularFile(libc, path, append).file;
+      } catch (error) {
+        if (!(error instanceof OsError) || error.errno !== ERRNO.ENOENT) throw error;
+      }
+      Deno.mkdirSync(dirname(path), { recursive: true, mode: LOG_DIR_MODE });
+      try {
+        // O_EXCL: created here, or it existed (made meanwhile, or a link to nothing).
+        return openRegularFile(libc, path, append | O_CREAT | O_EXCL, LOG_FILE_MODE).file;
+      } catch (error) {
+        if (!(error instanceof OsError) || error.errno !== ERRNO.EEXIST) throw error;
+        if (attempt > 0) throw danglingLink(name, path);
+      }
+    }
+  } catch (error) {
+    if (isNotRegular(error)) throw new NotRegularFileError(`${name}: not a regular file`);
+    throw cannotOpen(error, name, path);
+  }
+}
+
+/** The error for a symbolic link at `path` whose target does not exist. */
+function danglingLink(name: string, path: string): Error {
+  let target: string;
+  try {
+    target = quote(resolve(dirname(path), Deno.readLinkSync(path)));
+  } catch {
+    target = "a file";
+  }
+  return new Deno.errors.NotFound(
+    `${name}: it is a symbolic link to ${target}, which does not exist (create that file first)`,
+  );
+}
+
+/** `error` with a message that names the log path and the reason. */
+function cannotOpen(error: unknown, name: string, path: string): unknown {
+  if (error instanceof Deno.errors.NotCapable) {
+    // Deno refuses paths such as /dev without every permission: none of them is a log file.
+    return new NotRegularFileError(`${name}: not a regular file`, { cause: error });
+  }
+  if (!isOsError(error) || error.message.startsWith(name)) return error;
+  // mkdir reports a file where a directory should be as "file exists", open(2) as ENOTDIR.
+  const why = error instanceof Deno.errors.AlreadyExists || error.code === "ENOTDIR"
+    ? `${quote(dirname(path))} is not a directory`
+    : reason(error);
+  return withMessage(error, `${name}: ${why}`);
+}
+
+/** The opener of log files: through libc when it is loaded, else {@linkcode openLogFile}. */
+export function logFileOpener(libc: Libc | null): (path: string) => WriteTarget {
+  return libc === null ? openLogFile : (path) => openLogFileWithLibc(libc, path);
+}
+
 /** What is at a log path, looked at without opening it (opening a FIFO blocks). */
 type PathKind =
   | { kind: "missing" }
@@ -104,13 +176,14 @@ function pathKind(path: string): PathKind {
 }
 
 /**
- * Opens `path` for appending, creating it with mode {@linkcode LOG_FILE_MODE} and its missing
- * parent directories with {@linkcode LOG_DIR_MODE}. Only a regular file is opened: what is at
- * the path is looked at first, since opening a FIFO for writing blocks until a reader comes, and
- * the open file is checked again. Both need the read permission: without it (revoked once
- * listening) the file is opened unchecked, and a FIFO there would block. A symbolic link to a
- * regular file is followed; one whose target does not exist is refused: Deno creates no file
- * through a link without every permission.
+ * Opens `path` for appending with Deno's API (where libc cannot be loaded), creating it with
+ * mode {@linkcode LOG_FILE_MODE} and its missing parent directories with
+ * {@linkcode LOG_DIR_MODE}. Only a regular file is opened: what is at the path is looked at
+ * first, since opening a FIFO for writing blocks until a reader comes, and the open file is
+ * checked again. A FIFO put there between the look and the open still blocks: Deno has no
+ * O_NONBLOCK. Both need the read permission: without it the file is opened unchecked. A
+ * symbolic link to a regular file is followed; one whose target does not exist is refused: Deno
+ * creates no file through a link without every permission.
  *
  * @throws {Error} of the OS error's class, or {@linkcode NotRegularFileError}, with a message
  * that names the path and the reason.
@@ -118,12 +191,12 @@ function pathKind(path: string): PathKind {
 export function openLogFile(path: string): WriteTarget {
   const name = `Cannot open log file ${quote(path)}`;
   try {
-    Deno.mkdirSync(dirname(path), { recursive: true, mode: LOG_DIR_MODE });
     // A file made between the look and the open fails createNew: then look again, once.
     for (let attempt = 0;; attempt++) {
       const found = pathKind(path);
       switch (found.kind) {
         case "missing":
+          Deno.mkdirSync(dirname(path), { recursive: true, mode: LOG_DIR_MODE });
           try {
             return Deno.openSync(path, { append: true, createNew: true, mode: LOG_FILE_MODE });
           } catch (error) {
@@ -152,12 +225,7 @@ export function openLogFile(path: string): WriteTarget {
       }
     }
   } catch (error) {
-    if (!isOsError(error) || error.message.startsWith(name)) throw error;
-    // mkdir reports a file where a directory should be as "file exists".
-    const why = error instanceof Deno.errors.AlreadyExists
-      ? `${quote(dirname(path))} is not a directory`
-      : reason(error);
-    throw withMessage(error, `${name}: ${why}`);
+    throw cannotOpen(error, name, path);
   }
 }
 

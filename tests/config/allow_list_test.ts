@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
-import { loadIgnoreList, MAX_IGNORE_FILE_BYTES } from "../../lib/config/allow_list.ts";
+import { loadAllowList, MAX_IGNORE_FILE_BYTES } from "../../lib/config/allow_list.ts";
 import {
   CONNECTION_LINE,
   connectionAddresses,
@@ -12,13 +12,13 @@ import {
   withTempDir,
 } from "../_util.ts";
 
-Deno.test("loadIgnoreList() reads values and a file with comments and blank lines", async () => {
+Deno.test("loadAllowList() reads values and a file with comments and blank lines", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/ignore`,
       "# monitoring\n192.0.2.0/24\n\n  2001:db8::/48   # bastion\r\n198.51.100.9\n",
     );
-    const set = loadIgnoreList(["10.0.0.0/8"], { file: `${dir}/ignore` });
+    const set = loadAllowList(["10.0.0.0/8"], { file: `${dir}/ignore` });
     assert.equal(set.size, 4);
     assert.ok(set.has("10.1.2.3"));
     assert.ok(set.has("192.0.2.77"));
@@ -28,61 +28,61 @@ Deno.test("loadIgnoreList() reads values and a file with comments and blank line
   });
 });
 
-Deno.test("loadIgnoreList() names the file and line of a bad entry, values escaped", async () => {
+Deno.test("loadAllowList() names the file and line of a bad entry, values escaped", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/ignore`, "# ok\n192.0.2.0/24\nexample.com\n");
     assert.throws(
-      () => loadIgnoreList([], { file: `${dir}/ignore` }),
+      () => loadAllowList([], { file: `${dir}/ignore` }),
       new UsageError(
         `Cannot ignore "example.com" in "${dir}/ignore" line 3: not an IP address or CIDR prefix`,
       ),
     );
     await Deno.writeTextFile(`${dir}/ignore`, "::ffff:10.0.0.0/8\n");
     assert.throws(
-      () => loadIgnoreList([], { file: `${dir}/ignore` }),
+      () => loadAllowList([], { file: `${dir}/ignore` }),
       new UsageError(
         `Cannot ignore "::ffff:10.0.0.0/8" in "${dir}/ignore" line 1: an IPv4-mapped prefix needs /96 or more`,
       ),
     );
     await Deno.writeTextFile(`${dir}/ignore`, "10.0.0.0/8\n\x1b[2J\u202e10.0.0.1\n");
     assert.throws(
-      () => loadIgnoreList([], { file: `${dir}/ignore` }),
+      () => loadAllowList([], { file: `${dir}/ignore` }),
       new UsageError(
         `Cannot ignore "\\x1b[2J\\u{202e}10.0.0.1" in "${dir}/ignore" line 2: not an IP address or CIDR prefix`,
       ),
     );
     assert.throws(
-      () => loadIgnoreList(["10.0.0.0/8", "\x1b]0;x\x07"]),
+      () => loadAllowList(["10.0.0.0/8", "\x1b]0;x\x07"]),
       new UsageError('Cannot ignore "\\x1b]0;x\\x07": not an IP address or CIDR prefix'),
     );
   });
 });
 
-Deno.test("loadIgnoreList() reads regular files only, at most MAX_IGNORE_FILE_BYTES, naming the file", async () => {
+Deno.test("loadAllowList() reads regular files only, at most MAX_IGNORE_FILE_BYTES, naming the file", async () => {
   await withTempDir(async (dir) => {
     assert.throws(
-      () => loadIgnoreList([], { file: `${dir}/missing` }),
-      new UsageError(`Cannot read ignore file "${dir}/missing": no such file or directory`),
+      () => loadAllowList([], { file: `${dir}/missing` }),
+      new UsageError(`Cannot read allow-list file "${dir}/missing": no such file or directory`),
     );
     assert.throws(
-      () => loadIgnoreList([], { file: dir }),
-      new UsageError(`Cannot read ignore file "${dir}": is a directory`),
+      () => loadAllowList([], { file: dir }),
+      new UsageError(`Cannot read allow-list file "${dir}": is a directory`),
     );
     assert.throws(
-      () => loadIgnoreList([], { file: "/dev/null" }),
-      new UsageError('Cannot read ignore file "/dev/null": not a regular file'),
+      () => loadAllowList([], { file: "/dev/null" }),
+      new UsageError('Cannot read allow-list file "/dev/null": not a regular file'),
     );
     // A sparse file one byte over the limit: nothing of it is read.
     const big = `${dir}/big`;
     await Deno.writeTextFile(big, "10.0.0.0/8\n#");
     await Deno.truncate(big, MAX_IGNORE_FILE_BYTES + 1);
     assert.throws(
-      () => loadIgnoreList([], { file: big }),
-      new UsageError(`Cannot read ignore file "${big}": larger than 16 MiB`),
+      () => loadAllowList([], { file: big }),
+      new UsageError(`Cannot read allow-list file "${big}": larger than 16 MiB`),
     );
     // At the limit it is read: a prefix, then a comment of NUL bytes to the end.
     await Deno.truncate(big, MAX_IGNORE_FILE_BYTES);
-    const set = loadIgnoreList([], { file: big });
+    const set = loadAllowList([], { file: big });
     assert.equal(set.size, 1);
     assert.ok(set.has("10.9.8.7"));
   });
@@ -108,7 +108,7 @@ Deno.test("--ignore-file: a FIFO, a device or a file over 16 MiB is a usage erro
       assert.equal(result.signal, null, `net-bouncer blocked on ${file}`);
       assert.equal(
         result.stderr,
-        `net-bouncer: error: Cannot read ignore file "${file}": ${why}\n`,
+        `net-bouncer: error: Cannot read allow-list file "${file}": ${why}\n`,
       );
       assert.equal(result.code, 2);
     }
@@ -174,14 +174,14 @@ Deno.test("SIGHUP reloads --ignore-file; a bad, oversized or non-regular one kee
       await Deno.truncate(file, MAX_IGNORE_FILE_BYTES + 1);
       program.kill("SIGHUP");
       await program.waitForLines(
-        /\[ERROR\] Cannot read ignore file ".*": larger than 16 MiB; keeping the previous list$/,
+        /\[ERROR\] Cannot read allow-list file ".*": larger than 16 MiB; keeping the previous list$/,
         1,
       );
       await Deno.remove(file);
       assert.equal((await run("mkfifo", [file])).code, 0);
       program.kill("SIGHUP");
       await program.waitForLines(
-        /\[ERROR\] Cannot read ignore file ".*": not a regular file; keeping the previous list$/,
+        /\[ERROR\] Cannot read allow-list file ".*": not a regular file; keeping the previous list$/,
         1,
       );
       await knock("127.0.0.1", port); // still ignored

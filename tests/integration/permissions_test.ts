@@ -1,4 +1,4 @@
-/** The permissions the daemon gives up once its ports are bound (see main.ts dropPermissions). */
+/** The permissions the daemon gives up once its ports are bound (see lib/serve.ts dropPermissions). */
 import assert from "node:assert/strict";
 import {
   CONNECTION_LINE,
@@ -74,13 +74,13 @@ for (const listener of LISTENERS) {
   });
 }
 
-Deno.test("with a log file the daemon also keeps reading (to check the path before each reopen)", async () => {
+Deno.test("with a log file the daemon gives up reading too: libc opens and checks it on SIGHUP", async () => {
   await withTempDir(async (dir) => {
     const results = await probe(["-p", "0"], { logFile: `${dir}/log` });
     assert.deepEqual(results, {
       connect: "denied",
       listen: "denied",
-      read: "allowed",
+      read: "denied",
       env: "denied",
       run: "denied",
       ffi: "denied",
