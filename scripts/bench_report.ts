@@ -1,27 +1,48 @@
 /**
- * Benchmark of `net-bouncer report`: writes a text log of 1,000,000 connection lines (by the
- * program's own formatter, 20,000 sources, 8 ports, one week) to a temporary file and reports it,
- * in text and JSON lines, plain and gzip, in-process. Prints the best time of each.
+ * Benchmark of `net-bouncer report` as users run it: a separate process, `deno run` with the
+ * compile task's flags (read from deno.json, the flags the release binary has compiled in), on
+ * real files. Beside it, in the same run and on the same files: the same report with V8's JIT
+ * (not what ships), awk and GoAccess. Prints wall time and peak RSS (GNU time) of each.
  *
- * Then runs `net-bouncer report` as production does on the text log read once and three times:
- * its peak RSS must not grow with lines.
+ *     deno task bench:report [--lines N] [--runs N] [--keep DIR]
  *
- *     deno task bench:report [LINES]
+ * Two generated text logs, written by the program's own formatter:
+ * - "20k sources": N lines from 20,000 sources (Zipf-like, 2/3 IPv4, 1/3 IPv6), 8 ports, 5 days;
+ *   also as JSON lines, gzip, and read three times (memory must not grow with lines);
+ * - "1M sources": N lines from random 10.x.x.x addresses (about 970,000 distinct), 8 ports.
+ *
+ * Needs awk, GNU time (`/usr/bin/time`) and GoAccess (`apt-get install -y time goaccess`). A
+ * benchmark, not a test: it checks only that every program counted what was written. Each
+ * figure is the best wall time of `--runs` runs and the highest peak RSS of them.
  */
+import { parseArgs } from "node:util";
 import { createFormatter, type LogFormat } from "../lib/log/format.ts";
-import { report } from "../lib/report/report.ts";
+import { compileFlags, ROOT } from "./compile_all.ts";
 
-/** Lines written, unless given as the first argument. */
+/** Lines in each generated log, by default. */
 const DEFAULT_LINES = 1_000_000;
-/** Distinct source addresses in the generated log. */
-const SOURCES = 20_000;
+/** Runs of each command, by default; the best wall time is reported. */
+const DEFAULT_RUNS = 3;
+/** Distinct sources of the first log. */
+const ZIPF_SOURCES = 20_000;
 const PORTS = [22, 23, 80, 443, 2323, 3389, 5900, 8080];
-/** The generated log covers this period. */
-const PERIOD_MS = 7 * 24 * 3_600_000;
-/** Runs of each case; the best is reported. */
-const RUNS = 3;
+/** Each generated log covers this period. */
+const PERIOD_MS = 5 * 24 * 3_600_000;
+const TIME = "/usr/bin/time";
+/** GoAccess reading the classic text line (the issue's command line). */
+const GOACCESS_FORMAT = [
+  "--log-format=%d %t.%^ [%^] Connection from %h on port %U",
+  "--date-format=%Y-%m-%d",
+  "--time-format=%H:%M:%S",
+];
+/** awk: distinct sources and distinct ports of connection lines. */
+const AWK_SOURCES_PORTS = '$4 == "Connection" { s[$6]++; p[$9]++ } ' +
+  "END { for (k in s) n++; for (k in p) m++; print n, m }";
+/** awk: count, first and last seen per source. */
+const AWK_FIRST_LAST = '$4 == "Connection" { k = $6; t = $1 " " $2; ' +
+  "if (!(k in c)) f[k] = t; c[k]++; l[k] = t } END { for (k in c) n++; print n }";
 
-/** A deterministic pseudo-random sequence (xorshift32), so every run reads the same log. */
+/** A deterministic pseudo-random sequence (xorshift32), so every run reads the same logs. */
 function random(seed: number): () => number {
   let state = seed;
   return () => {
@@ -32,24 +53,46 @@ function random(seed: number): () => number {
   };
 }
 
-function sourceAddress(index: number): string {
-  // Two in three IPv4; skewed so that a few sources make most connections, as scanners do.
+/** Ranks 0..n-1 drawn with probability proportional to 1 / (rank + 1) (Zipf, s = 1). */
+function zipf(n: number, next: () => number): () => number {
+  const cumulative = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) cumulative[i] = sum += 1 / (i + 1);
+  return () => {
+    const target = next() * sum;
+    let low = 0;
+    let high = n - 1;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (cumulative[middle] < target) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  };
+}
+
+/** The address of the Zipf log's source `index`: two in three IPv4. */
+function zipfAddress(index: number): string {
   if (index % 3 === 2) return `2001:db8:${(index % 200).toString(16)}::${index.toString(16)}`;
   return `198.${18 + (index >> 16) % 2}.${(index >> 8) & 255}.${index & 255}`;
 }
 
-async function writeLog(path: string, format: LogFormat, lines: number): Promise<void> {
+/** Writes `lines` connection lines in `format`, addresses from `address(i)`. */
+async function writeLog(
+  path: string,
+  options: { format: LogFormat; lines: number; address: () => string },
+): Promise<void> {
+  const { format, lines, address } = options;
   const formatter = createFormatter(format);
-  const next = random(42);
+  const next = random(7);
   const start = Date.UTC(2026, 10, 18);
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
   const chunk = new Uint8Array(1 << 20);
   let used = 0;
   for (let i = 0; i < lines; i++) {
     const ms = start + Math.floor(i / lines * PERIOD_MS);
-    const source = Math.floor(next() ** 3 * SOURCES);
     const port = PORTS[Math.floor(next() * PORTS.length)];
-    const line = formatter.connection(ms, sourceAddress(source), 40_000 + (i % 20_000), port);
+    const line = formatter.connection(ms, address(), 40_000 + (i % 20_000), port);
     if (used + line.length > chunk.length) {
       await file.write(chunk.subarray(0, used));
       used = 0;
@@ -58,7 +101,6 @@ async function writeLog(path: string, format: LogFormat, lines: number): Promise
     used += line.length;
   }
   await file.write(chunk.subarray(0, used));
-  file.close();
 }
 
 async function gzip(path: string): Promise<string> {
@@ -69,95 +111,187 @@ async function gzip(path: string): Promise<string> {
   return target;
 }
 
-async function timeReport(path: string): Promise<{ ms: number; output: string }> {
-  let output = "";
-  const start = performance.now();
-  const code = await report([path, "--format", "json"], {
-    stdout: (text) => {
-      output += text;
-    },
-    stderr: (text) => {
-      output += text;
-    },
-    stdin: new ReadableStream(),
-    isTerminal: { stdout: false, stderr: false },
-    noColor: true,
-    now: Date.now,
-  });
-  const ms = performance.now() - start;
-  if (code !== 0) throw new Error(`report exited ${code}: ${output}`);
-  return { ms, output };
+/** The report as it ships: `deno run <compile task's flags> main.ts report`. */
+function shippedReport(): string[] {
+  const { flags, entry } = compileFlags();
+  return [Deno.execPath(), "run", ...flags, `${ROOT}${entry}`, "report", "--format", "json"];
 }
 
-/** The `deno run` words of deno.json's `start` task: the program as production runs it. */
-function productionCommand(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
-  const words = String(config.tasks.start).trim().split(/\s+/);
-  return [
-    ...words.slice(1, words.indexOf("main.ts")),
-    new URL("../main.ts", import.meta.url).pathname,
-  ];
+/** The same with V8's JIT: `--jitless` removed from the V8 flags (not what ships). */
+function jitReport(): string[] {
+  return shippedReport().flatMap((word) => {
+    if (!word.startsWith("--v8-flags=")) return [word];
+    const v8 = word.slice("--v8-flags=".length).split(",").filter((flag) => flag !== "--jitless");
+    return v8.length === 0 ? [] : [`--v8-flags=${v8.join(",")}`];
+  });
 }
 
-/** Peak RSS (VmHWM) of `net-bouncer report FILES` run as production runs it, in MB. */
-async function peakRss(paths: string[]): Promise<number> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...productionCommand(), "report", "--format", "json", ...paths],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  let peak = 0;
-  let done = false;
-  const status = child.status.then((s) => {
-    done = true;
-    return s;
-  });
-  while (!done) {
-    try {
-      const text = Deno.readTextFileSync(`/proc/${child.pid}/status`);
-      peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(text)?.[1] ?? 0));
-    } catch {
-      // Exited between the check and the read.
-    }
-    // Sampling interval; VmHWM is the kernel's own high-water mark, so no peak is missed.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+interface Measured {
+  seconds: number;
+  rssMb: number;
+  stdout: string;
+}
+
+/** Runs `argv` under GNU time `runs` times: the best wall time, the highest peak RSS. */
+async function measure(argv: string[], runs: number, dir: string): Promise<Measured> {
+  let best: Measured = { seconds: Infinity, rssMb: 0, stdout: "" };
+  for (let run = 0; run < runs; run++) {
+    const timeFile = `${dir}/time.txt`;
+    const output = await new Deno.Command(TIME, {
+      args: ["-f", "%e %M", "-o", timeFile, ...argv],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    if (!output.success) throw new Error(`${argv.join(" ")} failed:\n${stderr}`);
+    const [seconds, kb] = (await Deno.readTextFile(timeFile)).trim().split("\n").at(-1)!
+      .split(" ").map(Number);
+    best = {
+      seconds: Math.min(best.seconds, seconds),
+      rssMb: Math.max(best.rssMb, kb / 1024),
+      stdout: new TextDecoder().decode(output.stdout),
+    };
   }
-  if (!(await status).success) throw new Error("report failed");
-  return peak / 1000;
+  return best;
 }
 
-const lines = Number(Deno.args[0] ?? DEFAULT_LINES);
-const dir = await Deno.makeTempDir({ prefix: "net-bouncer-bench-report-" });
+function row(name: string, measured: Measured): void {
+  console.log(
+    `  ${name.padEnd(52)} ${measured.seconds.toFixed(2).padStart(6)} s ` +
+      `${measured.rssMb.toFixed(0).padStart(5)} MB`,
+  );
+}
+
+/** Throws unless the report's JSON counted `lines` connections from `sources` sources. */
+function check(name: string, measured: Measured, expected: { lines: number; sources: number }) {
+  const json = JSON.parse(measured.stdout);
+  if (json.connections !== expected.lines || json.sources !== expected.sources) {
+    throw new Error(
+      `${name}: counted ${json.connections} connections from ${json.sources} sources, ` +
+        `expected ${expected.lines} from ${expected.sources}`,
+    );
+  }
+}
+
+async function requireTools(): Promise<void> {
+  for (const [tool, args] of [["awk", ["BEGIN {}"]], [TIME, ["true"]], ["goaccess", ["-V"]]]) {
+    try {
+      const { success } = await new Deno.Command(tool as string, {
+        args: args as string[],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (success) continue;
+    } catch {
+      // Not installed.
+    }
+    console.error(
+      `bench_report: error: "${tool}" is missing (apt-get install -y gawk time goaccess)`,
+    );
+    Deno.exit(1);
+  }
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    lines: { type: "string", default: String(DEFAULT_LINES) },
+    runs: { type: "string", default: String(DEFAULT_RUNS) },
+    keep: { type: "string" },
+  },
+});
+const lines = Number(values.lines);
+const runs = Number(values.runs);
+await requireTools();
+const dir = values.keep ?? await Deno.makeTempDir({ prefix: "net-bouncer-bench-report-" });
+await Deno.mkdir(dir, { recursive: true });
+const shipped = shippedReport();
+const jit = jitReport();
+console.log(`net-bouncer report, shipped: ${shipped.slice(1).join(" ")} FILE`);
+console.log(`best of ${runs} runs; wall time, peak RSS`);
+const ratios: string[] = [];
 try {
-  for (const format of ["text", "json"] as const) {
-    const plain = `${dir}/net-bouncer-${format}.log`;
-    await writeLog(plain, format, lines);
-    const compressed = await gzip(plain);
-    for (const path of [plain, compressed]) {
-      let best = Infinity;
-      let connections = 0;
-      for (let run = 0; run < RUNS; run++) {
-        const { ms, output } = await timeReport(path);
-        best = Math.min(best, ms);
-        connections = JSON.parse(output).connections;
+  const zipfRank = zipf(ZIPF_SOURCES, random(42));
+  const logs = [
+    {
+      name: "20k",
+      title: `${lines} lines, ${ZIPF_SOURCES} sources (Zipf-like), 8 ports, 5 days`,
+      address: () => zipfAddress(zipfRank()),
+    },
+    {
+      name: "1m",
+      title: `${lines} lines, random 10.x.x.x sources, 8 ports, 5 days`,
+      address: (() => {
+        const next = random(4242);
+        return () => {
+          const n = Math.floor(next() * 16_777_216);
+          return `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`;
+        };
+      })(),
+    },
+  ];
+  for (const log of logs) {
+    const path = `${dir}/${log.name}.log`;
+    const jsonPath = `${dir}/${log.name}.json.log`;
+    const fresh = !(await Deno.stat(path).then(() => true, () => false));
+    if (fresh) {
+      await writeLog(path, { format: "text", lines, address: log.address });
+      await gzip(path);
+    }
+    const size = (await Deno.stat(path)).size / 1e6;
+    const awkSources = await measure(["awk", AWK_SOURCES_PORTS, path], runs, dir);
+    const sources = Number(awkSources.stdout.split(" ")[0]);
+    const expected = { lines, sources };
+    console.log(`\n${log.title}: ${sources} distinct sources, ${size.toFixed(1)} MB`);
+    const nb = await measure([...shipped, path], runs, dir);
+    check("shipped", nb, expected);
+    row("net-bouncer report (shipped flags)", nb);
+    const nbJit = await measure([...jit, path], runs, dir);
+    check("jit", nbJit, expected);
+    row("net-bouncer report with the JIT (not shipped)", nbJit);
+    row("awk: count sources and ports", awkSources);
+    const awkFirstLast = await measure(["awk", AWK_FIRST_LAST, path], runs, dir);
+    row("awk: count, first and last seen per source", awkFirstLast);
+    const goaccess = await measure(
+      ["goaccess", path, ...GOACCESS_FORMAT, "--no-global-config", "-o", `${dir}/goaccess.html`],
+      runs,
+      dir,
+    );
+    row("GoAccess", goaccess);
+    if (log.name === "20k") {
+      const gz = await measure([...shipped, `${path}.gz`], runs, dir);
+      check("gzip", gz, expected);
+      row("net-bouncer report (shipped flags), gzip", gz);
+      const thrice = await measure([...shipped, path, path, path], runs, dir);
+      check("thrice", thrice, { lines: 3 * lines, sources });
+      row("net-bouncer report (shipped flags), the file 3 times", thrice);
+      if (fresh || !(await Deno.stat(jsonPath).then(() => true, () => false))) {
+        const zipfAgain = zipf(ZIPF_SOURCES, random(42));
+        await writeLog(jsonPath, {
+          format: "json",
+          lines,
+          address: () => zipfAddress(zipfAgain()),
+        });
       }
-      if (connections !== lines) throw new Error(`counted ${connections} of ${lines} lines`);
-      const size = (await Deno.stat(path)).size / 1e6;
-      const rate = (lines / best * 1000 / 1e6).toFixed(2);
-      console.log(
-        `${format.padEnd(4)} ${path.endsWith(".gz") ? "gzip " : "plain"} ${lines} lines ` +
-          `(${size.toFixed(1)} MB): ${best.toFixed(0)} ms (${rate} M lines/s)`,
+      const json = await measure([...shipped, jsonPath], runs, dir);
+      check("json", json, expected);
+      row("net-bouncer report (shipped flags), JSON lines", json);
+      ratios.push(
+        `20k sources: shipped ${(nb.seconds / awkSources.seconds).toFixed(1)}x awk counting ` +
+          `sources and ports (target <= 4), GoAccess ${
+            (goaccess.seconds / nb.seconds).toFixed(1)
+          }x slower (target >= 5), JIT ${(nb.seconds / nbJit.seconds).toFixed(1)}x faster`,
+      );
+    } else {
+      ratios.push(
+        `1M sources: shipped ${(nb.seconds / awkFirstLast.seconds).toFixed(1)}x awk keeping ` +
+          `count/first/last (target <= 2), peak RSS ${nb.rssMb.toFixed(0)} MB (target <= 256), ` +
+          `JIT ${(nb.seconds / nbJit.seconds).toFixed(1)}x faster, ${nbJit.rssMb.toFixed(0)} MB`,
       );
     }
   }
-  // Memory grows with sources, not lines: the same log read once and three times.
-  const plain = `${dir}/net-bouncer-text.log`;
-  const once = await peakRss([plain]);
-  const thrice = await peakRss([plain, plain, plain]);
-  console.log(
-    `report process peak RSS: ${once.toFixed(0)} MB for ${lines} lines, ` +
-      `${thrice.toFixed(0)} MB for ${3 * lines} lines (same sources)`,
-  );
+  console.log("");
+  for (const line of ratios) console.log(line);
 } finally {
-  await Deno.remove(dir, { recursive: true });
+  if (values.keep === undefined) await Deno.remove(dir, { recursive: true });
 }

@@ -39,7 +39,7 @@ export interface JsonReport {
   autonomous_systems:
     | { as_number: number; as_organization: string | null; connections: number; sources: number }[]
     | null;
-  timeline: { unit: "hour" | "day"; buckets: { start: string; connections: number }[] };
+  timeline: { unit: Summary["unit"]; buckets: { start: string; connections: number }[] };
 }
 
 /** The JSON report of `summary`; times are RFC 3339 in the report's time zone. */

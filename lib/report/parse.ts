@@ -1,14 +1,28 @@
 /**
- * Reads net-bouncer log lines (text and JSON, see lib/log/format.ts) from chunks of bytes. The fixed
- * layout of connection lines is checked byte by byte: no regular expression, no string per line
- * except the address, so a million lines take well under a second.
+ * Reads net-bouncer log lines (text and JSON, see lib/log/format.ts) from chunks of bytes.
+ *
+ * Built for the flags the program ships with: V8 without its JIT, where every step of JavaScript
+ * is interpreted but builtins (TextDecoder, String indexOf/startsWith/slice, Map) run natively.
+ * So a chunk is decoded once, lines are found with indexOf, and a connection line in the same
+ * minute as the one before costs about a dozen builtin calls: the minute's instant is cached
+ * (one time-zone look-up a minute), seconds and milliseconds are added arithmetically, and an
+ * address already counted is looked up by its text as is; only a new source's text is parsed
+ * (and canonicalised, lib/report/network.ts). The layout comes from lib/log/format.ts.
  */
+import { CONNECTION_LAYOUT } from "../log/format.ts";
+import { parseSourceAddress, type SourceAddress } from "./network.ts";
 import type { Zone } from "./zone.ts";
 
 /** Receives each connection line read. */
 export interface ConnectionSink {
-  /** A connection at `ms` (epoch milliseconds) from `srcIp` to `dstPort`. */
-  add(ms: number, srcIp: string, dstPort: number): void;
+  /**
+   * Counts a connection at `ms` (epoch milliseconds) from `srcIp` to `dstPort` if `srcIp` is
+   * the text of a source counted before; otherwise counts nothing and returns false. The fast
+   * path: an address already counted needs no parsing.
+   */
+  addSeen(ms: number, srcIp: string, dstPort: number): boolean;
+  /** Counts a connection at `ms` from the parsed `source` to `dstPort`. */
+  add(ms: number, source: SourceAddress, dstPort: number): void;
 }
 
 /** Counts of the lines read. */
@@ -19,278 +33,379 @@ export interface LineCounts {
   connections: number;
   /** Log lines of other events (listening, stopped, error, ...). */
   otherEvents: number;
-  /** Lines that are neither: garbage, cut lines, lines of other programs. */
+  /** Lines that are neither: garbage, cut lines, lines of other programs, absurd dates. */
   unreadable: number;
+  /** Of the unreadable lines, those dated outside EARLIEST_TIME_MS to LATEST_TIME_MS. */
+  outOfRange: number;
 }
 
-/** Longer lines are unreadable; their bytes are not kept (memory stays bounded). */
-const MAX_LINE_BYTES = 4096;
-/** The longest canonical IPv6 address (with an embedded IPv4 address) has 45 characters. */
-const MAX_ADDRESS_LENGTH = 45;
+/**
+ * Lines dated before this (1970-01-01 UTC) are unreadable: no clock that logged a real
+ * connection is that wrong, and one such line would stretch the report's period over centuries.
+ */
+export const EARLIEST_TIME_MS = Date.UTC(1970, 0, 1);
+/** Lines dated from this on (2100-01-01 UTC) are unreadable, for the same reason. */
+export const LATEST_TIME_MS = Date.UTC(2100, 0, 1);
 
-const NEWLINE = 10;
-const CR = 13;
-const ZERO = 48;
-const NINE = 57;
-const SPACE = 32;
-const OPEN_BRACE = 123;
-const OPEN_BRACKET = 91;
-const CLOSE_BRACKET = 93;
+/** Longer lines are unreadable; their text is not kept (memory stays bounded). */
+const MAX_LINE_LENGTH = 4096;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-// The helpers below take plain positional parameters, not an options object: they run several
-// times per line and must not allocate (as lib/log/format.ts's connection()).
-
-/** `2026-11-25 08:01:02.345` is 23 bytes; this follows it in a text connection line. */
-const TEXT_CONNECTION = encoder.encode(" [INFO] Connection from ");
-const TEXT_PORT = encoder.encode(" on port ");
-const TEXT_ADDRESS_START = 23 + TEXT_CONNECTION.length;
-const JSON_START = encoder.encode('{"time":"');
-/** `2026-11-25T08:01:02.345+01:00` is 29 bytes; this follows it in a JSON connection line. */
-const JSON_CONNECTION = encoder.encode('","level":"info","event":"connection","src_ip":"');
-const JSON_SRC_PORT = encoder.encode('","src_port":');
-const JSON_DST_PORT = encoder.encode(',"dst_port":');
-const JSON_TIME_START = JSON_START.length;
-const JSON_ADDRESS_START = JSON_TIME_START + 29 + JSON_CONNECTION.length;
-
-function isDigit(byte: number): boolean {
-  return byte >= ZERO && byte <= NINE;
-}
+const TEXT = CONNECTION_LAYOUT.text;
+const JSON_LINE = CONNECTION_LAYOUT.json;
+const TEXT_ADDRESS_START = TEXT.timeLength + TEXT.afterTime.length;
+const TEXT_PORT_OFFSET = TEXT.beforePort.length;
+const JSON_TIME_START = JSON_LINE.beforeTime.length;
+const JSON_ADDRESS_START = JSON_TIME_START + JSON_LINE.timeLength + JSON_LINE.afterTime.length;
+/** `2026-11-25 08:01:` (text) or `2026-11-25T08:01:` (JSON): the part of a time that is cached. */
+const MINUTE_LENGTH = 17;
+/** Where the UTC offset starts in a JSON time (`+01:00`), and its length. */
+const OFFSET_START = 23;
+const OFFSET_LENGTH = 6;
+const MINUTE_MS = 60_000;
+/** No cached minute: a key that no line starts with. */
+const NO_MINUTE = "\n";
+const STREAM = { stream: true };
+/** RFC 3339 with a four-digit year, as the slow JSON path accepts it before Date.parse. */
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/;
 
 /** Two decimal digits at `i`, or -1. */
-function digits2(bytes: Uint8Array, i: number): number {
-  const a = bytes[i] - ZERO;
-  const b = bytes[i + 1] - ZERO;
+function digits2(text: string, i: number): number {
+  const a = text.charCodeAt(i) - 48;
+  const b = text.charCodeAt(i + 1) - 48;
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
 }
 
-/** Whether `bytes` at `at` hold `expected`. */
-function matches(bytes: Uint8Array, at: number, expected: Uint8Array): boolean {
-  if (at + expected.length > bytes.length) return false;
-  for (let i = 0; i < expected.length; i++) {
-    if (bytes[at + i] !== expected[i]) return false;
-  }
-  return true;
+/** `SS.mmm` at `at` (seconds and milliseconds) in milliseconds, or -1. */
+function secondsAt(text: string, at: number): number {
+  const second = digits2(text, at);
+  const millis = digits2(text, at + 3);
+  const last = text.charCodeAt(at + 5) - 48;
+  return second < 0 || second > 59 || text.charCodeAt(at + 2) !== 46 || millis < 0 || last < 0 ||
+      last > 9
+    ? -1
+    : second * 1000 + millis * 10 + last;
 }
 
-/** A byte that may appear in a canonical IP address: digits, hex letters, `.` and `:`. */
-function isAddressByte(byte: number): boolean {
-  return (byte >= ZERO && byte <= 58) || byte === 46 || (byte >= 97 && byte <= 102) ||
-    (byte >= 65 && byte <= 70);
+/** The instant of `YYYY-MM-DD?HH:MM` at `at` read with `toUtc`, NaN if unreadable, -Infinity if absurd. */
+function minuteAt(
+  text: string,
+  at: number,
+  options: {
+    separator: number;
+    toUtc: (year: number, month: number, day: number, hour: number, minute: number) => number;
+  },
+): number {
+  const century = digits2(text, at);
+  const yy = digits2(text, at + 2);
+  const month = digits2(text, at + 5);
+  const day = digits2(text, at + 8);
+  const hour = digits2(text, at + 11);
+  const minute = digits2(text, at + 14);
+  if (
+    century < 0 || yy < 0 || text.charCodeAt(at + 4) !== 45 || text.charCodeAt(at + 7) !== 45 ||
+    text.charCodeAt(at + 10) !== options.separator || text.charCodeAt(at + 13) !== 58 ||
+    text.charCodeAt(at + 16) !== 58 || month < 1 || month > 12 || day < 1 || hour < 0 ||
+    hour > 23 || minute < 0 || minute > 59
+  ) return NaN;
+  const year = century * 100 + yy;
+  // Date.UTC reads years 0-99 as 1900-1999: out of range anyway, so never passed to it.
+  if (year < 1970 || year > 2099) return -Infinity;
+  if (day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return NaN;
+  return options.toUtc(year, month, day, hour, minute);
 }
 
-/** The address in `bytes[start, end)`, or `null` if it cannot be one. */
-function address(bytes: Uint8Array, start: number, end: number): string | null {
-  const length = end - start;
-  if (length < 2 || length > MAX_ADDRESS_LENGTH) return null;
-  let separators = 0;
-  for (let i = start; i < end; i++) {
-    const byte = bytes[i];
-    if (!isAddressByte(byte)) return null;
-    if (byte === 46 || byte === 58) separators++;
-  }
-  if (separators === 0) return null;
-  // ASCII only (checked above), so char codes are the bytes.
-  return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
-}
-
-/** A port number of 1-5 digits in `bytes[start, end)`, or -1. */
-function port(bytes: Uint8Array, start: number, end: number): number {
+/** A port number of 1-5 digits in `text[start, end)`, or -1. */
+function portAt(text: string, start: number, end: number): number {
   if (end <= start || end - start > 5) return -1;
   let value = 0;
   for (let i = start; i < end; i++) {
-    const digit = bytes[i] - ZERO;
+    const digit = text.charCodeAt(i) - 48;
     if (digit < 0 || digit > 9) return -1;
     value = value * 10 + digit;
   }
   return value <= 65535 ? value : -1;
 }
 
+function inRange(ms: number): boolean {
+  return ms >= EARLIEST_TIME_MS && ms < LATEST_TIME_MS;
+}
+
 /** Parses lines from chunks and passes connections to a sink. */
 export class LogParser {
   /** The counts so far. */
-  readonly counts: LineCounts = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0 };
+  readonly counts: LineCounts = {
+    lines: 0,
+    connections: 0,
+    otherEvents: 0,
+    unreadable: 0,
+    outOfRange: 0,
+  };
+  /** Bytes read so far. */
+  bytes = 0;
   #sink: ConnectionSink;
   #zone: Zone;
-  #carry = new Uint8Array(MAX_LINE_BYTES);
-  #carryLength = 0;
+  #decoder = new TextDecoder();
+  #carry = "";
   #overlong = false;
-  // The local minute of the previous text line and its instant: one time-zone look-up a minute.
-  #minuteKey = new Uint8Array(16);
+  // The local minute of the last text line (`2026-11-25 08:01:`) and its instant.
+  #minute = NO_MINUTE;
   #minuteMs = NaN;
+  // The same for JSON lines, whose minute holds with its UTC offset.
+  #jsonMinute = NO_MINUTE;
+  #jsonOffset = NO_MINUTE;
+  #jsonMinuteMs = NaN;
+  #toLocal: (year: number, month: number, day: number, hour: number, minute: number) => number;
 
   /** A parser that passes connections to `sink`; text lines are local time in `zone`. */
   constructor(sink: ConnectionSink, zone: Zone) {
     this.#sink = sink;
     this.#zone = zone;
+    this.#toLocal = (year, month, day, hour, minute) =>
+      this.#zone.toUtc({ year, month, day, hour, minute });
   }
 
   /** Reads the complete lines in `chunk` and keeps the rest for the next one. */
   push(chunk: Uint8Array): void {
-    let start = 0;
-    if (this.#carryLength > 0 || this.#overlong) {
-      const newline = chunk.indexOf(NEWLINE);
-      if (newline < 0) {
-        this.#keep(chunk, 0);
-        return;
-      }
-      this.#keep(chunk.subarray(0, newline), 0);
-      this.#endCarried();
-      start = newline + 1;
-    }
-    let newline: number;
-    while ((newline = chunk.indexOf(NEWLINE, start)) >= 0) {
-      this.#line(chunk, start, newline);
-      start = newline + 1;
-    }
-    if (start < chunk.length) this.#keep(chunk, start);
+    this.bytes += chunk.length;
+    this.#text(this.#decoder.decode(chunk, STREAM));
   }
 
   /** Ends the input: a last line without its newline was cut, and is unreadable. */
   end(): void {
-    if (this.#carryLength > 0 || this.#overlong) {
+    const rest = this.#decoder.decode();
+    if (rest !== "") this.#keep(rest, 0);
+    if (this.#carry !== "" || this.#overlong) {
       this.counts.lines++;
       this.counts.unreadable++;
     }
-    this.#carryLength = 0;
+    this.#carry = "";
     this.#overlong = false;
   }
 
-  #keep(chunk: Uint8Array, start: number): void {
-    const length = chunk.length - start;
-    if (this.#overlong || this.#carryLength + length > MAX_LINE_BYTES) {
+  #text(text: string): void {
+    let start = 0;
+    if (this.#carry !== "" || this.#overlong) {
+      const newline = text.indexOf("\n");
+      if (newline < 0) {
+        this.#keep(text, 0);
+        return;
+      }
+      this.counts.lines++;
+      if (this.#overlong || this.#carry.length + newline > MAX_LINE_LENGTH) {
+        this.counts.unreadable++;
+      } else {
+        const line = this.#carry + text.slice(0, newline);
+        this.#line(line, 0, line.length);
+      }
+      this.#carry = "";
+      this.#overlong = false;
+      start = newline + 1;
+    }
+    start = this.#scan(text, start);
+    if (start < text.length) this.#keep(text, start);
+  }
+
+  #keep(text: string, start: number): void {
+    if (this.#overlong || this.#carry.length + text.length - start > MAX_LINE_LENGTH) {
       this.#overlong = true;
-      this.#carryLength = 0;
-      return;
+      this.#carry = "";
+    } else {
+      this.#carry += text.slice(start);
     }
-    this.#carry.set(chunk.subarray(start), this.#carryLength);
-    this.#carryLength += length;
   }
 
-  #endCarried(): void {
-    if (this.#overlong) {
-      this.counts.lines++;
+  /**
+   * The lines of `text` from `from` on; returns where the last, incomplete line starts. The
+   * text connection line of a known source in the cached minute is read right here (the hot
+   * loop, in local variables); any other line goes to {@linkcode LogParser.#line}.
+   */
+  #scan(text: string, from: number): number {
+    const sink = this.#sink;
+    let minute = this.#minute;
+    let minuteMs = this.#minuteMs;
+    let lines = 0;
+    let connections = 0;
+    let start = from;
+    let end: number;
+    while ((end = text.indexOf("\n", start)) >= 0) {
+      lines++;
+      fast: if (
+        text.startsWith(minute, start) && text.startsWith(TEXT.afterTime, start + TEXT.timeLength)
+      ) {
+        const addressEnd = text.indexOf(TEXT.beforePort, start + TEXT_ADDRESS_START);
+        if (addressEnd < 0 || addressEnd >= end) break fast;
+        const port = portAt(text, addressEnd + TEXT_PORT_OFFSET, end);
+        const seconds = secondsAt(text, start + MINUTE_LENGTH);
+        if (port < 0 || seconds < 0) break fast;
+        const ms = minuteMs + seconds;
+        const ip = text.slice(start + TEXT_ADDRESS_START, addressEnd);
+        if (!sink.addSeen(ms, ip, port)) {
+          const source = parseSourceAddress(ip);
+          if (source === null) {
+            this.counts.unreadable++;
+            start = end + 1;
+            continue;
+          }
+          sink.add(ms, source, port);
+        }
+        connections++;
+        start = end + 1;
+        continue;
+      }
+      this.#line(text, start, end);
+      minute = this.#minute;
+      minuteMs = this.#minuteMs;
+      start = end + 1;
+    }
+    this.counts.lines += lines;
+    this.counts.connections += connections;
+    return start;
+  }
+
+  /** One line, `text[start, end)` without its newline (already counted in `lines`). */
+  #line(text: string, start: number, end: number): void {
+    if (end > start && text.charCodeAt(end - 1) === 13) end--;
+    if (end === start) {
       this.counts.unreadable++;
+    } else if (text.charCodeAt(start) === 123) {
+      this.#jsonLine(text, start, end);
     } else {
-      this.#line(this.#carry, 0, this.#carryLength);
-    }
-    this.#carryLength = 0;
-    this.#overlong = false;
-  }
-
-  /** One line, `bytes[start, end)` without its newline. */
-  #line(bytes: Uint8Array, start: number, end: number): void {
-    const counts = this.counts;
-    counts.lines++;
-    if (end > start && bytes[end - 1] === CR) end--;
-    const line = bytes.subarray(start, end);
-    if (line.length === 0) {
-      counts.unreadable++;
-    } else if (line[0] === OPEN_BRACE) {
-      this.#json(line);
-    } else {
-      this.#text(line);
+      this.#textLine(text, start, end);
     }
   }
 
-  #text(line: Uint8Array): void {
+  #unreadable(ms: number): void {
+    this.counts.unreadable++;
+    if (!Number.isNaN(ms)) this.counts.outOfRange++;
+  }
+
+  #textLine(text: string, start: number, end: number): void {
     const counts = this.counts;
-    const ms = this.#textTime(line);
-    if (Number.isNaN(ms)) {
-      counts.unreadable++;
+    const ms = this.#textTime(text, start, end);
+    if (!inRange(ms)) {
+      this.#unreadable(ms);
       return;
     }
-    if (matches(line, 23, TEXT_CONNECTION)) {
+    if (text.startsWith(TEXT.afterTime, start + TEXT.timeLength)) {
       // `ADDRESS on port N`: the port is the digits at the end.
-      let i = line.length;
-      while (i > TEXT_ADDRESS_START && isDigit(line[i - 1])) i--;
-      const dstPort = port(line, i, line.length);
-      const addressEnd = i - TEXT_PORT.length;
-      const srcIp = dstPort < 0 || addressEnd < TEXT_ADDRESS_START ||
-          !matches(line, addressEnd, TEXT_PORT)
+      const portMark = text.lastIndexOf(TEXT.beforePort, end);
+      const port = portMark < start + TEXT_ADDRESS_START
+        ? -1
+        : portAt(text, portMark + TEXT_PORT_OFFSET, end);
+      const source = port < 0
         ? null
-        : address(line, TEXT_ADDRESS_START, addressEnd);
-      if (srcIp === null) {
+        : parseSourceAddress(text.slice(start + TEXT_ADDRESS_START, portMark));
+      if (source === null) {
         counts.unreadable++;
         return;
       }
       counts.connections++;
-      this.#sink.add(ms, srcIp, dstPort);
+      this.#sink.add(ms, source, port);
       return;
     }
     // Any other line of the program: ` [LEVEL] message`.
-    if (line[23] === SPACE && line[24] === OPEN_BRACKET && line.indexOf(CLOSE_BRACKET, 25) > 0) {
+    const close = text.indexOf("]", start + 25);
+    if (
+      text.charCodeAt(start + 23) === 32 && text.charCodeAt(start + 24) === 91 && close > 0 &&
+      close < end
+    ) {
       counts.otherEvents++;
     } else {
       counts.unreadable++;
     }
   }
 
-  /** The instant of a text line's `YYYY-MM-DD HH:MM:SS.mmm` (local time), or NaN. */
-  #textTime(line: Uint8Array): number {
-    if (line.length < 25) return NaN;
-    const key = this.#minuteKey;
-    let same = true;
-    for (let i = 0; i < 16; i++) {
-      if (line[i] !== key[i]) {
-        same = false;
-        break;
+  /**
+   * The instant of a text line's `YYYY-MM-DD HH:MM:SS.mmm` (local time): NaN if it has none,
+   * -Infinity (or another instant out of range) if it is absurd.
+   */
+  #textTime(text: string, start: number, end: number): number {
+    if (end - start < 25) return NaN;
+    let ms = this.#minuteMs;
+    if (!text.startsWith(this.#minute, start)) {
+      ms = minuteAt(text, start, { separator: 32, toUtc: this.#toLocal });
+      // Only a minute wholly in range is cached: then no line of it needs the check.
+      if (ms >= EARLIEST_TIME_MS && ms + MINUTE_MS <= LATEST_TIME_MS) {
+        // A copy (toLowerCase of digits): a slice could keep the whole decoded chunk alive.
+        this.#minute = text.slice(start, start + MINUTE_LENGTH).toLowerCase();
+        this.#minuteMs = ms;
       }
     }
-    const second = digits2(line, 17);
-    const millis = digits2(line, 20) * 10 + line[22] - ZERO;
-    if (
-      line[16] !== 58 || line[19] !== 46 || second < 0 || second > 59 || millis < 0 ||
-      !isDigit(line[21]) || !isDigit(line[22])
-    ) return NaN;
-    if (!same) {
-      const year = digits2(line, 0) * 100 + digits2(line, 2);
-      const month = digits2(line, 5);
-      const day = digits2(line, 8);
-      const hour = digits2(line, 11);
-      const minute = digits2(line, 14);
-      if (
-        year < 0 || digits2(line, 0) < 0 || digits2(line, 2) < 0 || line[4] !== 45 ||
-        line[7] !== 45 || line[10] !== SPACE || line[13] !== 58 || month < 1 || month > 12 ||
-        day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59
-      ) return NaN;
-      this.#minuteMs = this.#zone.toUtc({ year, month, day, hour, minute });
-      key.set(line.subarray(0, 16));
-    }
-    return this.#minuteMs + second * 1000 + millis;
+    const seconds = secondsAt(text, start + MINUTE_LENGTH);
+    return seconds < 0 ? NaN : ms + seconds;
   }
 
-  #json(line: Uint8Array): void {
-    const counts = this.counts;
-    // The layout lib/log/format.ts writes; anything else goes through JSON.parse.
-    if (matches(line, 0, JSON_START) && matches(line, JSON_TIME_START + 29, JSON_CONNECTION)) {
-      const ms = jsonTime(line, JSON_TIME_START);
-      const addressEnd = line.indexOf(34, JSON_ADDRESS_START); // the closing quote
-      const srcPortStart = addressEnd + JSON_SRC_PORT.length;
-      const dstPortMark = line.indexOf(44, srcPortStart); // the comma after src_port
+  /** The instant of a JSON line's `2026-11-25T08:01:02.345+01:00` at `at`, as #textTime. */
+  #jsonTime(text: string, at: number): number {
+    let ms = this.#jsonMinuteMs;
+    if (
+      !text.startsWith(this.#jsonMinute, at) ||
+      !text.startsWith(this.#jsonOffset, at + OFFSET_START)
+    ) {
+      const sign = text.charCodeAt(at + OFFSET_START);
+      const hours = digits2(text, at + OFFSET_START + 1);
+      const minutes = digits2(text, at + OFFSET_START + 4);
       if (
-        !Number.isNaN(ms) && addressEnd > 0 && matches(line, addressEnd, JSON_SRC_PORT) &&
-        dstPortMark > 0 && port(line, srcPortStart, dstPortMark) >= 0 &&
-        matches(line, dstPortMark, JSON_DST_PORT) && line[line.length - 1] === 125
+        (sign !== 43 && sign !== 45) || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 ||
+        text.charCodeAt(at + OFFSET_START + 3) !== 58
+      ) return NaN;
+      const offset = (sign === 45 ? -1 : 1) * (hours * 60 + minutes) * MINUTE_MS;
+      ms = minuteAt(text, at, {
+        separator: 84,
+        toUtc: (year, month, day, hour, minute) =>
+          Date.UTC(year, month - 1, day, hour, minute) - offset,
+      });
+      if (ms >= EARLIEST_TIME_MS && ms + MINUTE_MS <= LATEST_TIME_MS) {
+        this.#jsonMinute = text.slice(at, at + MINUTE_LENGTH).toLowerCase();
+        this.#jsonOffset = text.slice(at + OFFSET_START, at + OFFSET_START + OFFSET_LENGTH)
+          .toLowerCase();
+        this.#jsonMinuteMs = ms;
+      }
+    }
+    const seconds = secondsAt(text, at + MINUTE_LENGTH);
+    return seconds < 0 ? NaN : ms + seconds;
+  }
+
+  #jsonLine(text: string, start: number, end: number): void {
+    // The layout lib/log/format.ts writes; anything else goes through JSON.parse.
+    if (
+      text.startsWith(JSON_LINE.beforeTime, start) &&
+      text.startsWith(JSON_LINE.afterTime, start + JSON_TIME_START + JSON_LINE.timeLength) &&
+      text.charCodeAt(end - 1) === 125
+    ) {
+      const ms = this.#jsonTime(text, start + JSON_TIME_START);
+      const addressEnd = text.indexOf('"', start + JSON_ADDRESS_START);
+      const srcPortStart = addressEnd + JSON_LINE.beforeSrcPort.length;
+      const dstPortMark = text.indexOf(JSON_LINE.beforeDstPort, srcPortStart);
+      const dstPort = dstPortMark < 0 || dstPortMark >= end
+        ? -1
+        : portAt(text, dstPortMark + JSON_LINE.beforeDstPort.length, end - 1);
+      if (
+        inRange(ms) && addressEnd > 0 && addressEnd < end &&
+        text.startsWith(JSON_LINE.beforeSrcPort, addressEnd) && dstPort >= 0 &&
+        portAt(text, srcPortStart, dstPortMark) >= 0
       ) {
-        const dstPort = port(line, dstPortMark + JSON_DST_PORT.length, line.length - 1);
-        const srcIp = address(line, JSON_ADDRESS_START, addressEnd);
-        if (dstPort >= 0 && srcIp !== null) {
-          counts.connections++;
-          this.#sink.add(ms, srcIp, dstPort);
+        const ip = text.slice(start + JSON_ADDRESS_START, addressEnd);
+        if (this.#sink.addSeen(ms, ip, dstPort)) {
+          this.counts.connections++;
+          return;
+        }
+        const source = parseSourceAddress(ip);
+        if (source !== null) {
+          this.counts.connections++;
+          this.#sink.add(ms, source, dstPort);
           return;
         }
       }
     }
-    this.#jsonSlow(line);
+    this.#jsonSlow(text.slice(start, end));
   }
 
-  #jsonSlow(line: Uint8Array): void {
+  #jsonSlow(line: string): void {
     const counts = this.counts;
     let value: unknown;
     try {
-      value = JSON.parse(decoder.decode(line));
+      value = JSON.parse(line);
     } catch {
       counts.unreadable++;
       return;
@@ -300,23 +415,30 @@ export class LogParser {
       return;
     }
     const event = value as Event;
+    const ms = typeof event.time === "string" && RFC3339.test(event.time)
+      ? Date.parse(event.time)
+      : NaN;
+    if (!inRange(ms)) {
+      // An event without a readable time is still an event; one dated absurdly is not.
+      if (Number.isNaN(ms) && event.event !== "connection") counts.otherEvents++;
+      else this.#unreadable(ms);
+      return;
+    }
     if (event.event !== "connection") {
       counts.otherEvents++;
       return;
     }
-    const ms = typeof event.time === "string" ? Date.parse(event.time) : NaN;
-    const ip = typeof event.src_ip === "string" ? encoder.encode(event.src_ip) : null;
-    const srcIp = ip === null ? null : address(ip, 0, ip.length);
+    const source = typeof event.src_ip === "string" ? parseSourceAddress(event.src_ip) : null;
     const dstPort = event.dst_port;
     if (
-      Number.isNaN(ms) || srcIp === null || typeof dstPort !== "number" ||
-      !Number.isInteger(dstPort) || dstPort < 0 || dstPort > 65535
+      source === null || typeof dstPort !== "number" || !Number.isInteger(dstPort) ||
+      dstPort < 0 || dstPort > 65535
     ) {
       counts.unreadable++;
       return;
     }
     counts.connections++;
-    this.#sink.add(ms, srcIp, dstPort);
+    this.#sink.add(ms, source, dstPort);
   }
 }
 
@@ -325,38 +447,4 @@ interface Event {
   time?: unknown;
   src_ip?: unknown;
   dst_port?: unknown;
-}
-
-/** The instant of `2026-11-25T08:01:02.345+01:00` at `at`, or NaN. */
-function jsonTime(line: Uint8Array, at: number): number {
-  const century = digits2(line, at);
-  const yy = digits2(line, at + 2);
-  const month = digits2(line, at + 5);
-  const day = digits2(line, at + 8);
-  const hour = digits2(line, at + 11);
-  const minute = digits2(line, at + 14);
-  const second = digits2(line, at + 17);
-  const millis = digits2(line, at + 20);
-  const lastMilli = line[at + 22] - ZERO;
-  const sign = line[at + 23];
-  const offsetHours = digits2(line, at + 24);
-  const offsetMinutes = digits2(line, at + 27);
-  if (
-    century < 0 || yy < 0 || line[at + 4] !== 45 || line[at + 7] !== 45 || line[at + 10] !== 84 ||
-    line[at + 13] !== 58 || line[at + 16] !== 58 || line[at + 19] !== 46 || month < 1 ||
-    month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
-    second < 0 || second > 59 || millis < 0 || lastMilli < 0 || lastMilli > 9 ||
-    (sign !== 43 && sign !== 45) || offsetHours < 0 || line[at + 26] !== 58 || offsetMinutes < 0
-  ) return NaN;
-  const offset = (sign === 45 ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
-  return Date.UTC(
-    century * 100 + yy,
-    month - 1,
-    day,
-    hour,
-    minute,
-    second,
-    millis * 10 + lastMilli,
-  ) -
-    offset;
 }

@@ -3,24 +3,22 @@
  * the hours of the period, never with lines; then summarises them for the report.
  */
 import type { GeoDatabase, GeoInfo } from "./geoip.ts";
-import { networkOf } from "./network.ts";
+import { networkName, type SourceAddress } from "./network.ts";
 import type { ConnectionSink, LineCounts } from "./parse.ts";
 import type { Zone } from "./zone.ts";
 
 /** Every UTC offset is a multiple of 15 minutes: counts per slot regroup into local hours. */
 const SLOT_MS = 15 * 60_000;
 const HOUR_MS = 3_600_000;
-/** Periods up to this long are charted per hour, longer ones per day. */
-export const HOURLY_MAX_MS = 3 * 24 * HOUR_MS;
+const DAY_MS = 24 * HOUR_MS;
+/** Periods up to this long are charted per hour, longer ones per day, month or year. */
+export const HOURLY_MAX_MS = 3 * DAY_MS;
+/** The chart has at most about this many bars: the smallest unit that stays under it is used. */
+export const MAX_BUCKETS = 400;
+/** Rows of a top table up to which rows are kept sorted as they come, beyond it all are sorted. */
+const INCREMENTAL_TOP_MAX = 1000;
 /** Default number of rows in each "top" table. */
 export const DEFAULT_TOP = 10;
-
-interface SourceCounts {
-  connections: number;
-  first: number;
-  last: number;
-  ports: Set<number>;
-}
 
 /** Which connections count: `since <= time < until` (epoch milliseconds). */
 export interface Period {
@@ -28,7 +26,36 @@ export interface Period {
   until?: number;
 }
 
-/** Counts connections; a {@linkcode ConnectionSink} for the parser. */
+/** Sources are counted in columns that start this long and double when full. */
+const INITIAL_SOURCES = 1024;
+/** Ports with one of the first 32 ids are a bit in a source's mask; later ports go to a set. */
+const MASK_PORTS = 32;
+const NO_PORT = -1;
+
+/** The per-source columns of {@linkcode ConnectionStats}, for {@linkcode summarize}. */
+export interface SourceTable {
+  /** Canonical address text to the source's row. */
+  index: ReadonlyMap<string, number>;
+  /** Per row: connections, first and last seen, port mask, network row. */
+  connections: Float64Array;
+  first: Float64Array;
+  last: Float64Array;
+  masks: Uint32Array;
+  networks: Int32Array;
+  /** Rows' ports beyond the mask's 32. */
+  extraPorts: ReadonlyMap<number, ReadonlySet<number>>;
+  /** The port of each mask bit. */
+  maskPorts: readonly number[];
+  /** Each network row's key (lib/report/network.ts's SourceAddress.network). */
+  networkKeys: readonly (number | string)[];
+}
+
+/**
+ * Counts connections; a {@linkcode ConnectionSink} for the parser. Per source it keeps a row in
+ * typed-array columns (connections, first, last, a bit mask of ports, its network), found by a
+ * Map from the address text: about 100 bytes a source, where an object and a Set per source took
+ * over 600.
+ */
 export class ConnectionStats implements ConnectionSink {
   /** Connections in the period. */
   connections = 0;
@@ -38,11 +65,25 @@ export class ConnectionStats implements ConnectionSink {
   first = Infinity;
   /** The latest connection in the period (-Infinity when none). */
   last = -Infinity;
-  #sources = new Map<string, SourceCounts>();
-  #ports = new Float64Array(65_536);
-  #slots = new Map<number, number>();
   #since: number;
   #until: number;
+  #index = new Map<string, number>();
+  #size = 0;
+  #connections = new Float64Array(INITIAL_SOURCES);
+  #first = new Float64Array(INITIAL_SOURCES);
+  #last = new Float64Array(INITIAL_SOURCES);
+  #masks = new Uint32Array(INITIAL_SOURCES);
+  #networks = new Int32Array(INITIAL_SOURCES);
+  #extraPorts = new Map<number, Set<number>>();
+  #portIds = new Int32Array(65_536).fill(NO_PORT);
+  #idPorts: number[] = [];
+  #ports = new Float64Array(65_536);
+  #networkIndex = new Map<number | string, number>();
+  #networkKeys: (number | string)[] = [];
+  // Connections per 15-minute slot; the current slot is counted apart (lines come in order).
+  #slots = new Map<number, number>();
+  #slot = NaN;
+  #slotCount = 0;
 
   /** Counts connections in `period` (all when empty). */
   constructor(period: Period = {}) {
@@ -50,45 +91,124 @@ export class ConnectionStats implements ConnectionSink {
     this.#until = period.until ?? Infinity;
   }
 
+  /** Counts one connection if `srcIp` is the text of a source counted before. */
+  addSeen(ms: number, srcIp: string, dstPort: number): boolean {
+    const row = this.#index.get(srcIp);
+    if (row === undefined) return false;
+    if (ms < this.#since || ms >= this.#until) this.outside++;
+    else this.#count(row, ms, dstPort);
+    return true;
+  }
+
   /** Counts one connection. */
-  add(ms: number, srcIp: string, dstPort: number): void {
+  add(ms: number, source: SourceAddress, dstPort: number): void {
     if (ms < this.#since || ms >= this.#until) {
       this.outside++;
       return;
     }
+    const row = this.#index.get(source.text) ?? this.#insert(source, ms);
+    this.#count(row, ms, dstPort);
+  }
+
+  #insert(source: SourceAddress, ms: number): number {
+    const row = this.#size++;
+    if (row === this.#connections.length) this.#grow();
+    this.#index.set(source.text, row);
+    this.#first[row] = ms;
+    this.#last[row] = ms;
+    let network = this.#networkIndex.get(source.network);
+    if (network === undefined) {
+      network = this.#networkKeys.length;
+      this.#networkKeys.push(source.network);
+      this.#networkIndex.set(source.network, network);
+    }
+    this.#networks[row] = network;
+    return row;
+  }
+
+  #grow(): void {
+    const grow = <T extends Float64Array | Uint32Array | Int32Array>(column: T): T => {
+      const bigger = new (column.constructor as new (length: number) => T)(column.length * 2);
+      bigger.set(column);
+      return bigger;
+    };
+    this.#connections = grow(this.#connections);
+    this.#first = grow(this.#first);
+    this.#last = grow(this.#last);
+    this.#masks = grow(this.#masks);
+    this.#networks = grow(this.#networks);
+  }
+
+  #count(row: number, ms: number, port: number): void {
     this.connections++;
     if (ms < this.first) this.first = ms;
     if (ms > this.last) this.last = ms;
-    this.#ports[dstPort]++;
+    this.#ports[port]++;
     const slot = Math.floor(ms / SLOT_MS);
-    this.#slots.set(slot, (this.#slots.get(slot) ?? 0) + 1);
-    const source = this.#sources.get(srcIp);
-    if (source === undefined) {
-      this.#sources.set(srcIp, { connections: 1, first: ms, last: ms, ports: new Set([dstPort]) });
+    if (slot === this.#slot) {
+      this.#slotCount++;
     } else {
-      source.connections++;
-      if (ms < source.first) source.first = ms;
-      if (ms > source.last) source.last = ms;
-      source.ports.add(dstPort);
+      this.#flushSlot();
+      this.#slot = slot;
+      this.#slotCount = 1;
+    }
+    this.#connections[row]++;
+    if (ms < this.#first[row]) this.#first[row] = ms;
+    if (ms > this.#last[row]) this.#last[row] = ms;
+    let id = this.#portIds[port];
+    if (id === NO_PORT) {
+      id = this.#idPorts.length;
+      this.#idPorts.push(port);
+      this.#portIds[port] = id;
+    }
+    if (id < MASK_PORTS) {
+      this.#masks[row] |= 1 << id;
+    } else {
+      const extra = this.#extraPorts.get(row);
+      if (extra === undefined) this.#extraPorts.set(row, new Set([port]));
+      else extra.add(port);
     }
   }
 
-  /** The counts per source address. */
-  sources(): ReadonlyMap<string, Readonly<SourceCounts>> {
-    return this.#sources;
+  #flushSlot(): void {
+    if (this.#slotCount === 0) return;
+    this.#slots.set(this.#slot, (this.#slots.get(this.#slot) ?? 0) + this.#slotCount);
+    this.#slotCount = 0;
+  }
+
+  /** Distinct sources. */
+  get sourceCount(): number {
+    return this.#size;
+  }
+
+  /** The per-source columns (views of the rows in use). */
+  table(): SourceTable {
+    const size = this.#size;
+    return {
+      index: this.#index,
+      connections: this.#connections.subarray(0, size),
+      first: this.#first.subarray(0, size),
+      last: this.#last.subarray(0, size),
+      masks: this.#masks.subarray(0, size),
+      networks: this.#networks.subarray(0, size),
+      extraPorts: this.#extraPorts,
+      maskPorts: this.#idPorts.slice(0, MASK_PORTS),
+      networkKeys: this.#networkKeys,
+    };
   }
 
   /** Connections per port, for ports with any. */
   ports(): Map<number, number> {
     const result = new Map<number, number>();
-    for (let port = 0; port < this.#ports.length; port++) {
-      if (this.#ports[port] > 0) result.set(port, this.#ports[port]);
+    for (const port of [...this.#idPorts].sort((a, b) => a - b)) {
+      result.set(port, this.#ports[port]);
     }
     return result;
   }
 
   /** Connections per 15-minute slot (slot × 15 min = its start, epoch milliseconds). */
   slots(): ReadonlyMap<number, number> {
+    this.#flushSlot();
     return this.#slots;
   }
 }
@@ -135,6 +255,9 @@ export interface Bucket {
   connections: number;
 }
 
+/** The length of one bar of the chart. */
+export type ChartUnit = "hour" | "day" | "month" | "year";
+
 /** Everything a report shows, before formatting. */
 export interface Summary {
   /** The time zone of local times (text lines are read in it; times are shown in it). */
@@ -167,7 +290,7 @@ export interface Summary {
   /** Connections per autonomous system, with a database that has them (else `null`). */
   autonomousSystems: AsRow[] | null;
   /** The chart over time. */
-  unit: "hour" | "day";
+  unit: ChartUnit;
   buckets: Bucket[];
 }
 
@@ -182,6 +305,63 @@ export interface SummarizeOptions {
   period?: Period;
 }
 
+/**
+ * The rows with most connections, ties by name: kept sorted as offered while few are asked for
+ * (most offers are then one comparison, and names are asked only of candidates), else all sorted.
+ */
+class Top {
+  #n: number;
+  #rows: number[] = [];
+  #counts: number[] = [];
+  #names: string[] = [];
+
+  constructor(n: number) {
+    this.#n = n;
+  }
+
+  offer(row: number, count: number, nameOf: (row: number) => string): void {
+    const counts = this.#counts;
+    const size = counts.length;
+    const incremental = this.#n <= INCREMENTAL_TOP_MAX;
+    if (incremental && size === this.#n && count < counts[size - 1]) return;
+    const name = nameOf(row);
+    if (!incremental) {
+      this.#rows.push(row);
+      counts.push(count);
+      this.#names.push(name);
+      return;
+    }
+    let at = size;
+    while (
+      at > 0 && (counts[at - 1] < count || (counts[at - 1] === count && this.#names[at - 1] > name))
+    ) {
+      at--;
+    }
+    if (at === this.#n) return;
+    this.#rows.splice(at, 0, row);
+    counts.splice(at, 0, count);
+    this.#names.splice(at, 0, name);
+    if (counts.length > this.#n) {
+      this.#rows.pop();
+      counts.pop();
+      this.#names.pop();
+    }
+  }
+
+  /** The rows, most connections first, with their names. */
+  result(): { row: number; name: string }[] {
+    const order = this.#rows.map((row, i) => ({
+      row,
+      name: this.#names[i],
+      count: this.#counts[i],
+    }));
+    if (this.#n > INCREMENTAL_TOP_MAX) {
+      order.sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    return order.slice(0, this.#n).map(({ row, name }) => ({ row, name }));
+  }
+}
+
 function byConnections<T extends { connections: number }>(
   key: (row: T) => string | number,
 ): (a: T, b: T) => number {
@@ -193,33 +373,71 @@ function byConnections<T extends { connections: number }>(
   };
 }
 
-/** Whether a period this long is charted per hour. */
-export function chartUnit(first: number, last: number): "hour" | "day" {
-  return last - first <= HOURLY_MAX_MS ? "hour" : "day";
+/** The unit of the chart of a period: the smallest that gives at most about MAX_BUCKETS bars. */
+export function chartUnit(first: number, last: number): ChartUnit {
+  const span = last - first;
+  if (span <= HOURLY_MAX_MS) return "hour";
+  if (span <= (MAX_BUCKETS - 2) * DAY_MS) return "day";
+  // A month has at least 28 days.
+  if (span <= (MAX_BUCKETS - 2) * 28 * DAY_MS) return "month";
+  return "year";
 }
 
-/** Bars from the hour or day of `first` to that of `last`, empty ones included. */
+/** Bars from the unit that holds `first` to that of `last`, empty ones included. */
 export function timeBuckets(
   slots: ReadonlyMap<number, number>,
-  options: { zone: Zone; first: number; last: number; unit: "hour" | "day" },
+  options: { zone: Zone; first: number; last: number; unit: ChartUnit },
 ): Bucket[] {
   const { zone, first, last, unit } = options;
-  const startOf = (ms: number) => unit === "hour" ? zone.hourStart(ms) : zone.dayStart(ms);
-  const next = (start: number) => {
+  const startOf = (ms: number): number => {
+    if (unit === "hour") return zone.hourStart(ms);
+    const { year, month, day } = zone.parts(ms);
+    if (unit === "day") return zone.toUtc({ year, month, day });
+    return zone.toUtc({ year, month: unit === "month" ? month : 1, day: 1 });
+  };
+  const next = (start: number): number => {
     if (unit === "hour") return zone.hourStart(start + HOUR_MS);
     const { year, month, day } = zone.parts(start);
-    return zone.toUtc({ year, month, day: day + 1 });
+    if (unit === "day") return zone.toUtc({ year, month, day: day + 1 });
+    if (unit === "month") return zone.toUtc({ year, month: month + 1, day: 1 });
+    return zone.toUtc({ year: year + 1, month: 1, day: 1 });
   };
   const counts = new Map<number, number>();
+  // Slots of one day, month or year share their bar: it is looked up once per run of them.
+  let slotStart = NaN;
+  let slotEnd = NaN;
+  let bar = NaN;
   for (const [slot, count] of slots) {
-    const start = startOf(slot * SLOT_MS);
-    counts.set(start, (counts.get(start) ?? 0) + count);
+    const ms = slot * SLOT_MS;
+    if (!(ms >= slotStart && ms < slotEnd)) {
+      bar = startOf(ms);
+      slotStart = ms;
+      slotEnd = unit === "hour" ? ms + SLOT_MS : next(bar);
+    }
+    counts.set(bar, (counts.get(bar) ?? 0) + count);
   }
   const buckets: Bucket[] = [];
-  for (let start = startOf(first); start <= last; start = next(start)) {
+  // Bounded whatever the zone does: a period in range has at most a few hundred bars.
+  for (let start = startOf(first); start <= last && buckets.length <= 4 * MAX_BUCKETS;) {
     buckets.push({ start, connections: counts.get(start) ?? 0 });
+    const following = next(start);
+    if (!(following > start)) break;
+    start = following;
   }
   return buckets;
+}
+
+function sortedPorts(
+  mask: number,
+  extra: ReadonlySet<number> | undefined,
+  maskPorts: readonly number[],
+): number[] {
+  const ports: number[] = [];
+  for (let bits = mask; bits !== 0; bits &= bits - 1) {
+    ports.push(maskPorts[31 - Math.clz32(bits & -bits)]);
+  }
+  if (extra !== undefined) ports.push(...extra);
+  return ports.sort((a, b) => a - b);
 }
 
 /** Summarises the counts for the report. */
@@ -230,88 +448,102 @@ export function summarize(
 ): Summary {
   const { zone, geo } = options;
   const top = options.top ?? DEFAULT_TOP;
-  const sources = stats.sources();
+  const table = stats.table();
+  const { maskPorts, extraPorts, networkKeys } = table;
   const lookup = (address: string): GeoInfo =>
     geo?.lookup(address) ?? { country: null, asNumber: null, asOrganization: null };
 
-  const portSources = new Map<number, number>();
-  const networks = new Map<string, SourceRow & { portSet: Set<number> }>();
+  // Per network: the sums of its sources' columns.
+  const networkCount = networkKeys.length;
+  const netConnections = new Float64Array(networkCount);
+  const netSources = new Float64Array(networkCount);
+  const netFirst = new Float64Array(networkCount).fill(Infinity);
+  const netLast = new Float64Array(networkCount).fill(-Infinity);
+  const netMasks = new Uint32Array(networkCount);
+  const netExtra = new Map<number, Set<number>>();
+  const portSources = new Float64Array(65_536);
   const countries = new Map<string, CountryRow>();
   const systems = new Map<number, AsRow>();
-  for (const [address, source] of sources) {
-    for (const port of source.ports) portSources.set(port, (portSources.get(port) ?? 0) + 1);
-    const name = networkOf(address);
-    const network = networks.get(name);
-    if (network === undefined) {
-      networks.set(name, {
-        name,
-        connections: source.connections,
-        sources: 1,
-        first: source.first,
-        last: source.last,
-        ports: [],
-        portSet: new Set(source.ports),
-        country: null,
-        asNumber: null,
-        asOrganization: null,
-      });
-    } else {
-      network.connections += source.connections;
-      network.sources++;
-      network.first = Math.min(network.first, source.first);
-      network.last = Math.max(network.last, source.last);
-      for (const port of source.ports) network.portSet.add(port);
+  const topSources = new Top(top);
+  let current = "";
+  const currentName = () => current;
+  for (const [address, row] of table.index) {
+    const connections = table.connections[row];
+    const mask = table.masks[row];
+    for (let bits = mask; bits !== 0; bits &= bits - 1) {
+      portSources[maskPorts[31 - Math.clz32(bits & -bits)]]++;
     }
+    const network = table.networks[row];
+    netConnections[network] += connections;
+    netSources[network]++;
+    if (table.first[row] < netFirst[network]) netFirst[network] = table.first[row];
+    if (table.last[row] > netLast[network]) netLast[network] = table.last[row];
+    netMasks[network] |= mask;
+    if (extraPorts.size > 0) {
+      const extra = extraPorts.get(row);
+      if (extra !== undefined) {
+        for (const port of extra) portSources[port]++;
+        const set = netExtra.get(network) ?? new Set<number>();
+        for (const port of extra) set.add(port);
+        netExtra.set(network, set);
+      }
+    }
+    current = address;
+    topSources.offer(row, connections, currentName);
     if (geo === undefined) continue;
     const info = lookup(address);
     if (info.country !== null) {
-      const row = countries.get(info.country) ??
+      const country = countries.get(info.country) ??
         { country: info.country, connections: 0, sources: 0 };
-      row.connections += source.connections;
-      row.sources++;
-      countries.set(info.country, row);
+      country.connections += connections;
+      country.sources++;
+      countries.set(info.country, country);
     }
     if (info.asNumber !== null) {
-      const row = systems.get(info.asNumber) ??
+      const system = systems.get(info.asNumber) ??
         {
           asNumber: info.asNumber,
           asOrganization: info.asOrganization,
           connections: 0,
           sources: 0,
         };
-      row.connections += source.connections;
-      row.sources++;
-      systems.set(info.asNumber, row);
+      system.connections += connections;
+      system.sources++;
+      systems.set(info.asNumber, system);
     }
   }
 
   const ports = [...stats.ports()].map(([port, connections]) => ({
     port,
     connections,
-    sources: portSources.get(port) ?? 0,
+    sources: portSources[port],
   })).sort(byConnections((row) => row.port));
 
-  const topSources: SourceRow[] = [...sources].map(([name, source]) => ({
+  const sourceRows: SourceRow[] = topSources.result().map(({ row, name }) => ({
     name,
-    connections: source.connections,
+    connections: table.connections[row],
     sources: 1,
-    first: source.first,
-    last: source.last,
-    ports: [],
-    portSet: source.ports,
-  })).sort(byConnections((row) => row.name)).slice(0, top).map(({ portSet, ...row }) => ({
-    ...row,
-    ports: [...portSet].sort((a, b) => a - b),
-    ...lookup(row.name),
+    first: table.first[row],
+    last: table.last[row],
+    ports: sortedPorts(table.masks[row], extraPorts.get(row), maskPorts),
+    ...lookup(name),
   }));
 
-  const topNetworks: SourceRow[] = [...networks.values()].sort(byConnections((row) => row.name))
-    .slice(0, top).map(({ portSet, ...row }) => ({
-      ...row,
-      ports: [...portSet].sort((a, b) => a - b),
-      // The network's own address: `203.0.113.0/24` is looked up as 203.0.113.0.
-      ...lookup(row.name.replace(/\/\d+$/, "")),
-    }));
+  const topNetworks = new Top(top);
+  const nameOfNetwork = (network: number) => networkName(networkKeys[network]);
+  for (let network = 0; network < networkCount; network++) {
+    topNetworks.offer(network, netConnections[network], nameOfNetwork);
+  }
+  const networkRows: SourceRow[] = topNetworks.result().map(({ row, name }) => ({
+    name,
+    connections: netConnections[row],
+    sources: netSources[row],
+    first: netFirst[row],
+    last: netLast[row],
+    ports: sortedPorts(netMasks[row], netExtra.get(row), maskPorts),
+    // The network's own address: `203.0.113.0/24` is looked up as 203.0.113.0.
+    ...lookup(name.replace(/\/\d+$/, "")),
+  }));
 
   const hasData = stats.connections > 0;
   const first = hasData ? stats.first : null;
@@ -322,16 +554,16 @@ export function summarize(
     counts,
     connections: stats.connections,
     outside: stats.outside,
-    sources: sources.size,
+    sources: stats.sourceCount,
     first,
     last,
     since: options.period?.since ?? null,
     until: options.period?.until ?? null,
     portCount: ports.length,
     ports: ports.slice(0, top),
-    topSources,
-    networkCount: networks.size,
-    topNetworks,
+    topSources: sourceRows,
+    networkCount,
+    topNetworks: networkRows,
     countries: geo === undefined
       ? null
       : [...countries.values()].sort(byConnections((row) => row.country)).slice(0, top),

@@ -1,11 +1,18 @@
 /** The report's counts, networks, time buckets and JSON shape (lib/report/stats.ts and friends). */
 import assert from "node:assert/strict";
 import { toJsonReport } from "../../lib/report/json.ts";
-import { isIpAddress, networkOf } from "../../lib/report/network.ts";
+import { isIpAddress, networkOf, parseSourceAddress } from "../../lib/report/network.ts";
 import { ConnectionStats, summarize, timeBuckets } from "../../lib/report/stats.ts";
 import { Zone } from "../../lib/report/zone.ts";
 
-const COUNTS = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0 };
+const COUNTS = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0, outOfRange: 0 };
+
+/** Counts a connection from the address `ip` (which must be one). */
+function add(stats: ConnectionStats, ms: number, ip: string, port: number): void {
+  const source = parseSourceAddress(ip);
+  assert.ok(source !== null, ip);
+  stats.add(ms, source, port);
+}
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 25, 8);
 
@@ -29,7 +36,7 @@ Deno.test("report stats: /24 and /48 networks", () => {
 
 Deno.test("report stats: counts per source, port and network, with first and last seen", () => {
   const stats = new ConnectionStats();
-  const add: [number, string, number][] = [
+  const connections: [number, string, number][] = [
     [T0 + 5000, "203.0.113.5", 22],
     [T0, "203.0.113.5", 23],
     [T0 + 9000, "203.0.113.5", 22],
@@ -38,7 +45,7 @@ Deno.test("report stats: counts per source, port and network, with first and las
     [T0 + 3000, "2001:db8:1:3::1", 22],
     [T0 + 4000, "198.51.100.1", 8080],
   ];
-  for (const [ms, ip, port] of add) stats.add(ms, ip, port);
+  for (const [ms, ip, port] of connections) add(stats, ms, ip, port);
   const summary = summarize(stats, COUNTS, { zone: new Zone("UTC"), top: 2 });
   assert.equal(summary.connections, 7);
   assert.equal(summary.sources, 5);
@@ -70,19 +77,19 @@ Deno.test("report stats: counts per source, port and network, with first and las
 
 Deno.test("report stats: --since and --until select a half-open period", () => {
   const stats = new ConnectionStats({ since: T0, until: T0 + HOUR });
-  stats.add(T0 - 1, "192.0.2.1", 22);
-  stats.add(T0, "192.0.2.1", 22);
-  stats.add(T0 + HOUR - 1, "192.0.2.2", 22);
-  stats.add(T0 + HOUR, "192.0.2.3", 22);
+  add(stats, T0 - 1, "192.0.2.1", 22);
+  add(stats, T0, "192.0.2.1", 22);
+  add(stats, T0 + HOUR - 1, "192.0.2.2", 22);
+  add(stats, T0 + HOUR, "192.0.2.3", 22);
   assert.equal(stats.connections, 2);
   assert.equal(stats.outside, 2);
-  assert.deepEqual([...stats.sources().keys()].sort(), ["192.0.2.1", "192.0.2.2"]);
+  assert.deepEqual([...stats.table().index.keys()].sort(), ["192.0.2.1", "192.0.2.2"]);
 });
 
 /** Buckets as [local label, count] in `zone`. */
 function buckets(zone: Zone, times: number[], unit: "hour" | "day"): [string, number][] {
   const stats = new ConnectionStats();
-  for (const ms of times) stats.add(ms, "192.0.2.1", 22);
+  for (const ms of times) add(stats, ms, "192.0.2.1", 22);
   return timeBuckets(stats.slots(), {
     zone,
     first: Math.min(...times),
@@ -159,8 +166,8 @@ Deno.test("report stats: the unit is hour up to three days, day beyond", () => {
   const zone = new Zone("UTC");
   for (const [span, unit] of [[72 * HOUR, "hour"], [72 * HOUR + 1, "day"]] as const) {
     const stats = new ConnectionStats();
-    stats.add(T0, "192.0.2.1", 22);
-    stats.add(T0 + span, "192.0.2.1", 22);
+    add(stats, T0, "192.0.2.1", 22);
+    add(stats, T0 + span, "192.0.2.1", 22);
     const summary = summarize(stats, COUNTS, { zone });
     assert.equal(summary.unit, unit);
     assert.equal(summary.buckets.length, unit === "hour" ? 73 : 4);
@@ -169,10 +176,10 @@ Deno.test("report stats: the unit is hour up to three days, day beyond", () => {
 
 Deno.test("report stats: the JSON shape is stable", () => {
   const stats = new ConnectionStats({ since: T0 - HOUR });
-  stats.add(T0, "203.0.113.5", 22);
-  stats.add(T0 + 61_000, "2001:db8::1", 23);
-  stats.add(T0 - 2 * HOUR, "203.0.113.5", 22);
-  const counts = { lines: 5, connections: 3, otherEvents: 1, unreadable: 1 };
+  add(stats, T0, "203.0.113.5", 22);
+  add(stats, T0 + 61_000, "2001:db8::1", 23);
+  add(stats, T0 - 2 * HOUR, "203.0.113.5", 22);
+  const counts = { lines: 5, connections: 3, otherEvents: 1, unreadable: 1, outOfRange: 0 };
   const summary = summarize(stats, counts, { zone: new Zone("UTC"), period: { since: T0 - HOUR } });
   assert.deepEqual(toJsonReport(summary), {
     report_version: 1,
