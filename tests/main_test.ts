@@ -12,6 +12,8 @@ import {
   knock,
   linesMatching,
   LISTENERS,
+  readOrEmpty,
+  ROOT,
   runProgram,
   startProgram,
   waitFor,
@@ -188,19 +190,20 @@ for (const listener of LISTENERS) {
         logFile: `${dir}/log`,
         listening: 2,
       });
-      const [port, other] = program.ports;
+      // Port 0: the system picks one port, which every address shares.
+      assert.equal(program.ports.length, 1);
+      const port = program.port;
       try {
-        // Port 0 gives each address a port of its own.
         assert.ok(await refused("127.0.0.1", port));
         await knock("127.0.0.2", port);
-        await knock("::1", other);
+        await knock("::1", port);
         await program.waitForLines(CONNECTION_LINE, 2);
       } finally {
         await program.stop();
       }
       const log = program.log();
       assert.match(log, new RegExp(`Listening on port ${port} \\(address 127\\.0\\.0\\.2\\)`));
-      assert.match(log, new RegExp(`Listening on port ${other} \\(address ::1\\)`));
+      assert.match(log, new RegExp(`Listening on port ${port} \\(address ::1\\)`));
       // The kernel picks 127.0.0.1 as the source address for 127.0.0.2.
       assert.deepEqual(connectionAddresses(log), ["127.0.0.1", "::1"]);
     });
@@ -385,11 +388,11 @@ Deno.test("the compiled program's wiring: bad input exits 2 with one line, --ver
   assert.deepEqual(bad, {
     code: 2,
     stdout: "",
-    stderr: 'net-bouncer: error: Cannot listen on port "abc": value must be 0-65535\n',
+    stderr: 'net-bouncer: error: Cannot listen on port "abc": not a number\n',
   });
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   const version = await runProgram(["--version"]);
-  assert.deepEqual(version, { code: 0, stdout: `${config.version}\n`, stderr: "" });
+  assert.deepEqual(version, { code: 0, stdout: `net-bouncer ${config.version}\n`, stderr: "" });
 });
 
 Deno.test("--help prints to stdout and exits 0", async () => {
@@ -473,6 +476,68 @@ Deno.test("on Linux without a loadable C library: one warning, then the portable
       native.stderr,
       "net-bouncer: error: Cannot use the native listener: libc.so.6: cannot open shared object file\n",
     );
+  });
+});
+
+Deno.test("-p 0 with -b 0.0.0.0 -b :: binds one port that both share", async () => {
+  await withTempDir(async (dir) => {
+    const program = await startProgram(["-b", "0.0.0.0", "-b", "::", "-p", "0"], {
+      logFile: `${dir}/log`,
+      listening: 2,
+    });
+    try {
+      assert.equal(program.ports.length, 1, program.log());
+      await knock("127.0.0.1", program.port);
+      await knock("::1", program.port);
+      await program.waitForLines(CONNECTION_LINE, 2);
+    } finally {
+      assert.equal((await program.stop()).code, 0);
+    }
+    assert.deepEqual(connectionAddresses(program.log()), ["127.0.0.1", "::1"]);
+  });
+});
+
+Deno.test("-l on a device (/dev/null, /dev/zero, /dev/tty) gives our one line, exit 1", async () => {
+  for (const device of ["/dev/null", "/dev/zero", "/dev/tty"]) {
+    const { code, stdout, stderr } = await runProgram(["-p", "0", "-l", device]);
+    assert.equal(code, 1, device);
+    assert.equal(stdout, "");
+    assert.equal(
+      stderr,
+      `net-bouncer: error: Cannot open log file "${device}": not a regular file\n`,
+    );
+  }
+});
+
+Deno.test("deno task start: relative paths resolve against the caller's directory (INIT_CWD)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/allow.txt`, "192.0.2.0/24\n");
+    // Deno runs the task in the project's directory; the caller stands in `dir`.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--quiet",
+        "--config",
+        `${ROOT}deno.json`,
+        "start",
+        ...["-p", "0", "-l", "log/net-bouncer.log", "--ignore-file", "allow.txt"],
+      ],
+      cwd: dir,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await waitFor(
+        "the Listening line in the caller's directory",
+        () => /Listening on port/.test(readOrEmpty(`${dir}/log/net-bouncer.log`)),
+      );
+    } finally {
+      child.kill("SIGTERM");
+      const { code, stderr } = await child.output();
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+    }
+    assert.equal(isFile(`${ROOT}log/net-bouncer.log`), false);
   });
 });
 

@@ -32,9 +32,9 @@ export interface Config {
   bind: string[];
   /** The log format. */
   format: LogFormat;
-  /** `--ignore` prefixes. */
+  /** `--ignore` prefixes: the allow-list's values. */
   ignore: string[];
-  /** `--ignore-file`, or `null`. */
+  /** `--ignore-file`: the allow-list's file, or `null`. */
   ignoreFile: string | null;
   /** `--listener`: which accept loop serves the ports. */
   listener: ListenerKind;
@@ -91,12 +91,12 @@ const OPTIONS: readonly OptionSpec[] = [
   {
     long: "ignore",
     value: "CIDR",
-    help: "close connections from this prefix without a line (repeatable)",
+    help: "allow-list: close connections from this prefix without a line (repeatable)",
   },
   {
     long: "ignore-file",
     value: "FILE",
-    help: "read --ignore prefixes from FILE, one per line; SIGHUP reloads it",
+    help: "read allow-list prefixes from FILE, one per line; SIGHUP reloads it",
   },
   {
     long: "listener",
@@ -170,7 +170,7 @@ function helpText(version: string): string {
     "Options:",
     ...lines,
     "",
-    "Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reopens the log file and reloads --ignore-file.",
+    "Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reopens the log file and reloads the allow-list.",
     "Exit codes: 0 stopped, 1 runtime error, 2 usage error.",
     "Example: net-bouncer -p 22 -p 23,2323 -l /var/log/net-bouncer/net-bouncer.log",
     "",
@@ -261,7 +261,7 @@ function choice<T extends string>(
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {
     throw new UsageError(
-      `Option "--${long}" cannot be ${quote(value)}: allowed choices are ${choices.join(", ")}`,
+      `Option "--${long}" cannot be ${quote(value)}: expected one of ${choices.join(", ")}`,
     );
   }
   return value as T;
@@ -315,7 +315,7 @@ export function parseArgs(
 ): Invocation {
   const values = readArgs(args);
   if (values === "help") return { action: "print", text: helpText(options.version) };
-  if (values === "version") return { action: "print", text: `${options.version}\n` };
+  if (values === "version") return { action: "print", text: `net-bouncer ${options.version}\n` };
   const ports = values.get("port") ?? [];
   // Without -p when systemd passes the listening sockets (socket activation).
   if (ports.length === 0 && (options.portsRequired ?? true)) {

@@ -12,7 +12,10 @@ const MAX_PORT = 65535;
 const NUMBER = /^[0-9]{1,5}$/;
 
 function parsePort(text: string, { min = 1 }: { min?: number } = {}): number {
-  const port = NUMBER.test(text) ? Number(text) : NaN;
+  if (!NUMBER.test(text)) {
+    throw new RangeError(`Cannot listen on port ${quote(text)}: not a number`);
+  }
+  const port = Number(text);
   if (!(port >= min && port <= MAX_PORT)) {
     throw new RangeError(`Cannot listen on port ${quote(text)}: value must be ${min}-${MAX_PORT}`);
   }

@@ -74,6 +74,8 @@ export class Bouncer implements ConnectionSink {
   #addresses: readonly string[];
   #clock: () => number;
   #bound: Bound[] = [];
+  /** How many of {@linkcode #bound} have had their Listening line. */
+  #announced = 0;
   #closed = false;
   #ipv6Missing = false;
   #acceptReports: Throttle;
@@ -115,8 +117,11 @@ export class Bouncer implements ConnectionSink {
         if (this.#addresses.length > 0) {
           // "::" next to an IPv4 address of the same port takes IPv6 clients only.
           const v6only = this.#family === "ipv6" || this.#addresses.some((a) => !a.includes(":"));
+          // Port 0: the system picks one for the first address, the others share it.
+          let shared = port;
           for (const address of this.#addresses) {
-            this.#bind(address, port, { v6only, scope: `address ${address}` });
+            const bound = this.#bind(address, shared, { v6only, scope: `address ${address}` });
+            if (shared === 0) shared = bound;
           }
         } else if (this.#family === "ipv4") {
           this.#bind(ANY_IPV4, port, { v6only: false, scope: "IPv4, any address" });
@@ -218,7 +223,10 @@ export class Bouncer implements ConnectionSink {
 
   #announce(): void {
     // Only once every port is bound: a failed start says nothing of ports it let go again.
-    for (const { port, scope } of this.#bound.filter((bound) => bound.scope !== "")) {
+    // Each listener once: listen() after adopt() announces only its own.
+    const fresh = this.#bound.slice(this.#announced);
+    this.#announced = this.#bound.length;
+    for (const { port, scope } of fresh.filter((bound) => bound.scope !== "")) {
       this.#log.info("listening", `Listening on port ${port} (${scope})`, { port, scope });
     }
   }
@@ -282,7 +290,8 @@ export class Bouncer implements ConnectionSink {
     if (count === null) return;
     this.flush();
     const more = count === 0 ? "" : ` (${count} more failed since the last report)`;
-    this.#log.warn("error", `Accepting connections again${more}`, { count });
+    // Good news, not an error: an info line with an event of its own.
+    this.#log.info("accepting", `Accepting connections again${more}`, { count });
   }
 }
 

@@ -5,6 +5,7 @@
  * about 6 MB of memory, so lib/serve.ts loads this module only when such a socket is passed.
  */
 import net from "node:net";
+import { RuntimeError } from "../errors.ts";
 
 /** The parts of `Deno.Conn` that lib/metrics/metrics_server.ts uses, over a node:net socket. */
 class SocketConn {
@@ -84,7 +85,7 @@ class SocketConn {
 /**
  * Listens on the listening socket `fd` (inherited from systemd).
  *
- * @throws {Error} if node:net cannot listen on it.
+ * @throws {RuntimeError} if it is not a TCP socket; {Error} if node:net cannot listen on it.
  */
 export async function listenOnDescriptor(fd: number): Promise<Deno.Listener> {
   const server = net.createServer({ pauseOnConnect: true });
@@ -106,7 +107,14 @@ export async function listenOnDescriptor(fd: number): Promise<Deno.Listener> {
       resolve();
     });
   });
-  const address = server.address() as net.AddressInfo;
+  // A Unix socket listens too, but has no address and port: not what a scraper reaches.
+  const address = server.address();
+  if (address === null || typeof address !== "object") {
+    server.close();
+    throw new RuntimeError(
+      `Descriptor ${fd} named "metrics" is not a listening TCP socket: not IPv4 or IPv6`,
+    );
+  }
   const listener = {
     addr: { transport: "tcp", hostname: address.address, port: address.port },
     async accept(): Promise<Deno.Conn> {

@@ -19,15 +19,15 @@ Deno.test("parsePorts() rejects every bad value with a message that quotes it", 
   const cases: [string, RegExp][] = [
     ["0-5", /^Cannot listen on port "0": value must be 1-65535$/],
     ["65536", /^Cannot listen on port "65536": value must be 0-65535$/],
-    ["abc", /^Cannot listen on port "abc": value must be 0-65535$/],
-    ["-1", /^Cannot listen on port "-1": value must be 0-65535$/],
-    ["1e3", /^Cannot listen on port "1e3": value must be 0-65535$/],
+    ["abc", /^Cannot listen on port "abc": not a number$/],
+    ["-1", /^Cannot listen on port "-1": not a number$/],
+    ["1e3", /^Cannot listen on port "1e3": not a number$/],
     ["22-", /^Cannot listen on ports "22-": a range must be FIRST-LAST$/],
     ["10-5", /^Cannot listen on ports "10-5": range must be ascending$/],
-    ["22,", /^Cannot listen on port "": value must be 0-65535$/],
-    [" 22", /^Cannot listen on port " 22": value must be 0-65535$/],
-    ["0x16", /value must be 0-65535/],
-    ["1-2-3", /value must be 0-65535/],
+    ["22,", /^Cannot listen on port "": not a number$/],
+    [" 22", /^Cannot listen on port " 22": not a number$/],
+    ["0x16", /"0x16": not a number/],
+    ["1-2-3", /"1-2-3": not a number/],
   ];
   for (const [spec, message] of cases) {
     assert.throws(() => parsePorts([spec]), (error: Error) => {

@@ -9,6 +9,7 @@ import {
   CONNECTION_LINE,
   connectionAddresses,
   knock,
+  linesMatching,
   needsTools,
   runProgram,
   startProgram,
@@ -29,6 +30,8 @@ for spec in specs:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", 0)); s.listen(64)
     elif kind == "udp4":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+    elif kind == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(""); s.listen(64)
     elif kind == "unbound":
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     made.append((s, name))
@@ -130,4 +133,69 @@ Deno.test("socket activation: variables meant for another process are ignored (i
   });
   assert.equal(code, 2);
   assert.equal(stderr, 'net-bouncer: error: Missing "-p PORT": give at least one port\n');
+});
+
+Deno.test({
+  name: "socket activation: every socket named metrics serves metrics, none is a honeypot port",
+  ignore: needsTools("python3"),
+  async fn() {
+    await withTempDir(async (dir) => {
+      // One socket unit with two ListenStream= lines names both sockets "metrics".
+      const program = await startProgram([], {
+        logFile: `${dir}/log`,
+        wrapper: launcher(["tcp4:honeypot", "tcp4:metrics", "tcp6:metrics"]),
+        listening: 1,
+      });
+      try {
+        const lines = await program.waitForLines(/Serving metrics on .* port \d+$/, 2);
+        for (const line of lines) {
+          const port = Number(/port (\d+)$/.exec(line)![1]);
+          const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+          assert.equal(response.status, 200);
+          assert.match(await response.text(), /net_bouncer_connections_total/);
+        }
+      } finally {
+        const { code, stderr } = await program.stop();
+        assert.equal(code, 0, stderr);
+      }
+      const log = program.log();
+      assert.equal(linesMatching(log, /Listening on port/).length, 1, log);
+      assert.deepEqual(connectionAddresses(log), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "socket activation: a Unix socket named metrics is refused with one line and exit 1",
+  ignore: needsTools("python3"),
+  async fn() {
+    const { code, stderr } = await runProgram([], {
+      wrapper: launcher(["tcp4:honeypot", "unix:metrics"]),
+    });
+    assert.equal(code, 1, stderr);
+    assert.equal(
+      stderr,
+      'net-bouncer: error: Descriptor 4 named "metrics" is not a listening TCP socket: ' +
+        "not IPv4 or IPv6\n",
+    );
+  },
+});
+
+Deno.test({
+  name: "socket activation with -p: each Listening line once",
+  ignore: needsTools("python3"),
+  async fn() {
+    await withTempDir(async (dir) => {
+      const program = await startProgram(["-p", "0"], {
+        logFile: `${dir}/log`,
+        wrapper: launcher(["tcp4:honeypot"]),
+        listening: 2,
+      });
+      const { code, stderr } = await program.stop();
+      assert.equal(code, 0, stderr);
+      const log = program.log();
+      assert.equal(linesMatching(log, /socket from systemd\)$/).length, 1, log);
+      assert.equal(linesMatching(log, /\(IPv4 and IPv6, any address\)$/).length, 1, log);
+    });
+  },
 });
