@@ -2,41 +2,46 @@
  * CrowdSec integration: the contrib/crowdsec parsers and scenario, run by the real crowdsec
  * (Debian 12 package, 1.4.x) on logs that the real net-bouncer wrote.
  *
- * Every crowdsec here runs from a config of the test's own (temp dir, own sqlite database, LAPI on
- * a free loopback port, no Central API, no Prometheus, no whitelist parser: the hub's
- * crowdsecurity/whitelists would drop the loopback sources), so the packaged service and its
- * ports 8080/6060 play no part. net-bouncer listens on a port the system picks (`-p 0`); the LAPI's
- * port must be in its config before it starts, so it comes from freePort().
+ * Every crowdsec here runs from a config of the test's own (tests/_crowdsec.ts). net-bouncer
+ * listens on a port the system picks (`-p 0`); the LAPI's port must be in its config before it
+ * starts, so it comes from freePort().
  */
 import assert from "node:assert/strict";
+import {
+  addBouncer,
+  addMachine,
+  type Alert,
+  bouncerDecisions,
+  CONTRIB,
+  type Crowdsec,
+  type CrowdsecConfig,
+  cscli,
+  type DecisionAlert,
+  jsonList,
+  REPLAY_TIMEOUT_MS,
+  START_TIMEOUT_MS,
+  startCrowdsec,
+  waitForLapi,
+  waitForOutput,
+  writeConfig,
+} from "../_crowdsec.ts";
 import {
   CONNECTION_LINE,
   freePort,
   knockFrom,
   needsTools,
-  ROOT,
   run,
   startProgram,
   waitFor,
   withTempDir,
 } from "../_util.ts";
 
-/** The contrib files under test. */
-const CONTRIB = `${ROOT}contrib/crowdsec`;
-/** The offline hub that the Debian package ships. */
-const HUB_DIR = "/usr/share/crowdsec/hub";
-/** Grok pattern library that the Debian package ships. */
-const PATTERNS_DIR = "/etc/crowdsec/patterns";
 /** The scenario's name (contrib/crowdsec/scenarios/net-bouncer-touch.yaml). */
 const SCENARIO = "net-bouncer/net-bouncer-touch";
 /** Acquisition label that routes lines to the net-bouncer parsers. */
 const LOG_TYPE = "net-bouncer";
 /** A connection must show up as a LAPI decision within this time, in milliseconds. */
 const LIVE_LATENCY_LIMIT_MS = 5_000;
-/** Deadline for crowdsec to start (load parsers, open the LAPI port), in milliseconds. */
-const START_TIMEOUT_MS = 30_000;
-/** Deadline for a one-shot replay (`crowdsec -dsn ...`) to finish, in milliseconds. */
-const REPLAY_TIMEOUT_MS = 60_000;
 /**
  * Time zone of the replay tests (net-bouncer and crowdsec alike): east of UTC and without daylight
  * saving time, so that the text parser's local-time handling is exercised (a line read as UTC
@@ -47,250 +52,12 @@ const REPLAY_TIMEOUT_MS = 60_000;
 const REPLAY_TZ = "Asia/Tokyo";
 /** REPLAY_TZ's UTC offset (RFC 3339). */
 const REPLAY_TZ_OFFSET = "+09:00";
-/** How long a stopped crowdsec gets after SIGTERM before SIGKILL, in milliseconds. */
-const STOP_GRACE_MS = 5_000;
 /** Per-attempt deadline while waiting for an agent's file tail to be live, in milliseconds. */
 const WARMUP_ATTEMPT_MS = 3_000;
 /** Bounded number of warm-up knocks (startup race between "processing" and the tail). */
 const WARMUP_ATTEMPTS = 5;
 
 const IGNORE = needsTools("crowdsec", "cscli");
-
-/** A crowdsec config directory of the test's own. */
-interface CrowdsecConfig {
-  dir: string;
-  config: string;
-  url: string;
-}
-
-/**
- * Writes a crowdsec config into `dir`: the contrib parsers and scenario, the hub's syslog-logs
- * (s00-raw: gives evt.Parsed.program and message) and dateparse-enrich (s02), no whitelist.
- * `server` enables the LAPI on `port`; `files` become the acquisition (label type net-bouncer).
- */
-async function writeConfig(
-  dir: string,
-  { port, server = true, files = [] }: { port: number; server?: boolean; files?: string[] },
-): Promise<CrowdsecConfig> {
-  for (const sub of ["data", "parsers/s00-raw", "parsers/s01-parse", "parsers/s02-enrich"]) {
-    await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
-  }
-  await Deno.mkdir(`${dir}/scenarios`, { recursive: true });
-  await Deno.symlink(PATTERNS_DIR, `${dir}/patterns`);
-  await Deno.symlink(
-    `${HUB_DIR}/parsers/s00-raw/crowdsecurity/syslog-logs.yaml`,
-    `${dir}/parsers/s00-raw/syslog-logs.yaml`,
-  );
-  await Deno.symlink(
-    `${HUB_DIR}/parsers/s02-enrich/crowdsecurity/dateparse-enrich.yaml`,
-    `${dir}/parsers/s02-enrich/dateparse-enrich.yaml`,
-  );
-  for (const name of ["net-bouncer-logs.yaml", "net-bouncer-json-logs.yaml"]) {
-    await Deno.copyFile(
-      `${CONTRIB}/parsers/s01-parse/${name}`,
-      `${dir}/parsers/s01-parse/${name}`,
-    );
-  }
-  await Deno.copyFile(
-    `${CONTRIB}/scenarios/net-bouncer-touch.yaml`,
-    `${dir}/scenarios/net-bouncer-touch.yaml`,
-  );
-  // The acquisition is the contrib file with the test's log path in place of /var/log/...
-  const acquisition = (await Deno.readTextFile(`${CONTRIB}/acquis.d/net-bouncer.yaml`))
-    .replace(/filenames:\n(\s+- .*\n)+/, `filenames:\n${files.map((f) => `  - ${f}\n`).join("")}`);
-  assert.match(acquisition, /type: net-bouncer/);
-  await Deno.writeTextFile(`${dir}/acquis.yaml`, files.length ? acquisition : "");
-  await Deno.writeTextFile(`${dir}/simulation.yaml`, "simulation: off\n");
-  await Deno.writeTextFile(
-    `${dir}/profiles.yaml`,
-    [
-      "name: default_ip_remediation",
-      "filters:",
-      ' - Alert.Remediation == true && Alert.GetScope() == "Ip"',
-      "decisions:",
-      " - type: ban",
-      "   duration: 4h",
-      "on_success: break",
-      "",
-    ].join("\n"),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const config = `${dir}/config.yaml`;
-  await Deno.writeTextFile(
-    config,
-    `common:
-  daemonize: false
-  log_media: stdout
-  log_level: info
-  working_dir: .
-config_paths:
-  config_dir: ${dir}/
-  data_dir: ${dir}/data/
-  simulation_path: ${dir}/simulation.yaml
-  hub_dir: ${HUB_DIR}/
-  index_path: ${HUB_DIR}/.index.json
-  notification_dir: ${dir}/notifications/
-  plugin_dir: /usr/lib/crowdsec/plugins/
-crowdsec_service:
-  acquisition_path: ${dir}/acquis.yaml
-  parser_routines: 1
-cscli:
-  output: human
-  color: "no"
-db_config:
-  log_level: info
-  type: sqlite
-  db_path: ${dir}/data/crowdsec.db
-  use_wal: false
-api:
-  client:
-    insecure_skip_verify: false
-    credentials_path: ${dir}/local_api_credentials.yaml
-  server:
-    enable: ${server}
-    log_level: info
-    listen_uri: 127.0.0.1:${port}
-    profiles_path: ${dir}/profiles.yaml
-    console_path: ${dir}/console.yaml
-    trusted_ips:
-      - 127.0.0.1
-      - ::1
-prometheus:
-  enabled: false
-`,
-  );
-  return { dir, config, url };
-}
-
-/** Runs `cscli -c CONFIG ...args` and returns stdout; throws with stderr on failure. */
-async function cscli(config: string, ...args: string[]): Promise<string> {
-  const out = await run("cscli", ["-c", config, ...args], { timeoutMs: START_TIMEOUT_MS });
-  if (out.code !== 0) {
-    throw new Error(`cscli ${args.join(" ")} failed (${out.code}): ${out.stderr}`);
-  }
-  return out.stdout;
-}
-
-/** Parses `cscli ... -o json` output (crowdsec prints `null` for an empty list). */
-function jsonList<T>(text: string): T[] {
-  return (JSON.parse(text) ?? []) as T[];
-}
-
-/** An alert as `cscli alerts list -o json` prints it (the fields used here). */
-interface Alert {
-  scenario: string;
-  machine_id: string;
-  source: { scope: string; value: string };
-  decisions: { type: string; value: string }[];
-  events: { meta: { key: string; value: string }[] }[];
-}
-
-/** A decision as `cscli decisions list -o json` prints it: alerts with their decisions. */
-interface DecisionAlert {
-  decisions: { type: string; value: string; scenario: string; origin: string }[];
-}
-
-/** Adds a machine on the LAPI's database and writes its credentials file. */
-async function addMachine(lapi: CrowdsecConfig, name: string, credentialsFile: string) {
-  await cscli(
-    lapi.config,
-    "machines",
-    "add",
-    name,
-    "--auto",
-    "--force",
-    "-f",
-    credentialsFile,
-    "--url",
-    lapi.url,
-  );
-}
-
-/** Adds a bouncer with a key of our own (`cscli bouncers add NAME -k KEY`); returns the key. */
-async function addBouncer(lapi: CrowdsecConfig, name: string): Promise<string> {
-  const key = crypto.randomUUID().replaceAll("-", "");
-  await cscli(lapi.config, "bouncers", "add", name, "-k", key);
-  return key;
-}
-
-/** A running crowdsec process with its combined output collected. */
-interface Crowdsec {
-  child: Deno.ChildProcess;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `crowdsec -c CONFIG ...args`, collecting stdout and stderr. */
-function startCrowdsec(
-  config: string,
-  args: string[] = [],
-  env: Record<string, string> = {},
-): Crowdsec {
-  const child = new Deno.Command("crowdsec", {
-    args: ["-c", config, ...args],
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  return {
-    child,
-    output: () => text,
-    stop: async () => {
-      if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, STOP_GRACE_MS);
-      await status;
-      clearTimeout(timer);
-      await drained;
-    },
-  };
-}
-
-/** Waits until the LAPI answers its health endpoint (or fails with crowdsec's output). */
-async function waitForLapi(url: string, crowdsec: Crowdsec): Promise<void> {
-  await waitFor(`LAPI at ${url}\n${crowdsec.output()}`, async () => {
-    try {
-      const response = await fetch(`${url}/health`);
-      await response.body?.cancel();
-      return response.ok;
-    } catch {
-      return false;
-    }
-  }, { timeoutMs: START_TIMEOUT_MS });
-}
-
-/** Waits until crowdsec's output contains `pattern`. */
-async function waitForOutput(crowdsec: Crowdsec, pattern: RegExp, what: string): Promise<void> {
-  await waitFor(`${what}\n${crowdsec.output()}`, () => pattern.test(crowdsec.output()), {
-    timeoutMs: START_TIMEOUT_MS,
-  });
-}
-
-/** The LAPI's decisions for `ip`, as a bouncer sees them (GET /v1/decisions?ip=...). */
-async function bouncerDecisions(
-  url: string,
-  key: string,
-  ip: string,
-): Promise<{ type: string; value: string; scenario: string }[]> {
-  const response = await fetch(`${url}/v1/decisions?ip=${encodeURIComponent(ip)}`, {
-    headers: { "X-Api-Key": key },
-  });
-  assert.equal(response.status, 200, `bouncer query for ${ip}`);
-  return (await response.json()) ?? [];
-}
 
 /**
  * The time in a log line in ms since the epoch: JSON is RFC 3339; text is local time without an
