@@ -15,13 +15,19 @@ export const IPV4_NETWORK_BITS = 24;
 export const IPV6_NETWORK_BITS = 48;
 /** The longest IPv6 text with an embedded IPv4 address has 45 characters. */
 const MAX_ADDRESS_LENGTH = 45;
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+/**
+ * A dotted quad without leading zeros (`010` is octal to some tools): one native call, where a
+ * loop over the characters would be interpreted.
+ */
+const IPV4 = new RegExp(`^(?:${OCTET}\\.){3}${OCTET}$`);
 
 /** A source address read from a log line. */
 export interface SourceAddress {
   /** Its canonical text: dotted quad, or RFC 5952 IPv6 (an IPv4-mapped address is IPv4). */
   text: string;
-  /** Its network: the IPv4 address shifted right by 8 bits (a number), or the /48's text. */
-  network: number | string;
+  /** Its network: the first three parts of an IPv4 address (`203.0.113`), or the /48's text. */
+  network: string;
 }
 
 /**
@@ -110,27 +116,25 @@ function dottedQuad(value: number): string {
 export function parseSourceAddress(text: string): SourceAddress | null {
   if (text.length < 2 || text.length > MAX_ADDRESS_LENGTH) return null;
   if (text.indexOf(":") < 0) {
-    const value = ipv4Value(text, 0, text.length);
-    if (value < 0) return null;
-    // A valid dotted quad without leading zeros is canonical already: copy it (toLowerCase
-    // makes a flat copy in one builtin call).
-    return { text: text.toLowerCase(), network: Math.floor(value / 256) };
+    if (!IPV4.test(text)) return null;
+    // A valid dotted quad is canonical already: copy it (toLowerCase makes a flat copy in one
+    // builtin call), so that a map keeps the address, not the decoded text it was sliced from.
+    const copy = text.toLowerCase();
+    return { text: copy, network: copy.slice(0, copy.lastIndexOf(".")) };
   }
   const groups = ipv6Groups(text);
   if (groups === null) return null;
   if (isMapped(groups)) {
-    const value = groups[6] * 65536 + groups[7];
-    return { text: dottedQuad(value), network: Math.floor(value / 256) };
+    const quad = dottedQuad(groups[6] * 65536 + groups[7]);
+    return { text: quad, network: quad.slice(0, quad.lastIndexOf(".")) };
   }
   const network = groupsText([groups[0], groups[1], groups[2], 0, 0, 0, 0, 0]);
   return { text: groupsText(groups), network: `${network}/${IPV6_NETWORK_BITS}` };
 }
 
 /** The text of a network as {@linkcode SourceAddress.network} holds it: `203.0.113.0/24`. */
-export function networkName(network: number | string): string {
-  return typeof network === "string"
-    ? network
-    : `${dottedQuad(network * 256)}/${IPV4_NETWORK_BITS}`;
+export function networkName(network: string): string {
+  return network.includes(":") ? network : `${network}.0/${IPV4_NETWORK_BITS}`;
 }
 
 /**

@@ -3,8 +3,8 @@
  * the hours of the period, never with lines; then summarises them for the report.
  */
 import type { GeoDatabase, GeoInfo } from "./geoip.ts";
-import { networkName, type SourceAddress } from "./network.ts";
-import type { ConnectionSink, LineCounts } from "./parse.ts";
+import { networkName, parseSourceAddress, type SourceAddress } from "./network.ts";
+import { ConnectionBatch, type ConnectionSink, type LineCounts } from "./parse.ts";
 import type { Zone } from "./zone.ts";
 
 /** Every UTC offset is a multiple of 15 minutes: counts per slot regroup into local hours. */
@@ -36,6 +36,8 @@ const NO_PORT = -1;
 export interface SourceTable {
   /** Canonical address text to the source's row. */
   index: ReadonlyMap<string, number>;
+  /** Per row: the canonical address text. */
+  names: readonly string[];
   /** Per row: connections, first and last seen, port mask, network row. */
   connections: Float64Array;
   first: Float64Array;
@@ -47,7 +49,7 @@ export interface SourceTable {
   /** The port of each mask bit. */
   maskPorts: readonly number[];
   /** Each network row's key (lib/report/network.ts's SourceAddress.network). */
-  networkKeys: readonly (number | string)[];
+  networkKeys: readonly string[];
 }
 
 /**
@@ -68,6 +70,7 @@ export class ConnectionStats implements ConnectionSink {
   #since: number;
   #until: number;
   #index = new Map<string, number>();
+  #names: string[] = [];
   #size = 0;
   #connections = new Float64Array(INITIAL_SOURCES);
   #first = new Float64Array(INITIAL_SOURCES);
@@ -78,8 +81,8 @@ export class ConnectionStats implements ConnectionSink {
   #portIds = new Int32Array(65_536).fill(NO_PORT);
   #idPorts: number[] = [];
   #ports = new Float64Array(65_536);
-  #networkIndex = new Map<number | string, number>();
-  #networkKeys: (number | string)[] = [];
+  #networkIndex = new Map<string, number>();
+  #networkKeys: string[] = [];
   // Connections per 15-minute slot; the current slot is counted apart (lines come in order).
   #slots = new Map<number, number>();
   #slot = NaN;
@@ -91,29 +94,105 @@ export class ConnectionStats implements ConnectionSink {
     this.#until = period.until ?? Infinity;
   }
 
-  /** Counts one connection if `srcIp` is the text of a source counted before. */
-  addSeen(ms: number, srcIp: string, dstPort: number): boolean {
-    const row = this.#index.get(srcIp);
-    if (row === undefined) return false;
-    if (ms < this.#since || ms >= this.#until) this.outside++;
-    else this.#count(row, ms, dstPort);
-    return true;
+  /** Counts the connections of `batch`; returns how many have no IP address as source. */
+  addBatch(batch: ConnectionBatch): number {
+    const { times, addresses, ports: batchPorts } = batch;
+    const index = this.#index;
+    const since = this.#since;
+    const until = this.#until;
+    const portIds = this.#portIds;
+    const ports = this.#ports;
+    let connections = this.#connections;
+    let firsts = this.#first;
+    let lasts = this.#last;
+    let masks = this.#masks;
+    let first = this.first;
+    let last = this.last;
+    let slotStart = this.#slot * SLOT_MS;
+    let slotEnd = slotStart + SLOT_MS;
+    let slotCount = this.#slotCount;
+    let counted = 0;
+    let rejected = 0;
+    // One loop, all in local variables: this runs once per connection line.
+    for (let i = 0; i < batch.length; i++) {
+      const ms = times[i];
+      let row = index.get(addresses[i]);
+      if (row === undefined) {
+        const source = parseSourceAddress(addresses[i]);
+        if (source === null) {
+          rejected++;
+          continue;
+        }
+        if (ms < since || ms >= until) continue;
+        // A text that was canonical already is not in the index: no second look-up.
+        row = (source.text === addresses[i] ? undefined : index.get(source.text)) ??
+          this.#insert(source, ms);
+        // The columns may have grown.
+        connections = this.#connections;
+        firsts = this.#first;
+        lasts = this.#last;
+        masks = this.#masks;
+      } else if (ms < since || ms >= until) {
+        continue;
+      }
+      counted++;
+      if (ms < first) first = ms;
+      if (ms > last) last = ms;
+      if (!(ms >= slotStart && ms < slotEnd)) {
+        this.#slotCount = slotCount;
+        this.#flushSlot();
+        this.#slot = Math.floor(ms / SLOT_MS);
+        slotStart = this.#slot * SLOT_MS;
+        slotEnd = slotStart + SLOT_MS;
+        slotCount = 0;
+      }
+      slotCount++;
+      connections[row]++;
+      if (ms > lasts[row]) lasts[row] = ms;
+      else if (ms < firsts[row]) firsts[row] = ms;
+      const port = batchPorts[i];
+      ports[port]++;
+      let id = portIds[port];
+      if (id === NO_PORT) id = this.#portId(port);
+      if (id < MASK_PORTS) masks[row] |= 1 << id;
+      else this.#extraPort(row, port);
+    }
+    this.#slotCount = slotCount;
+    this.first = first;
+    this.last = last;
+    this.connections += counted;
+    this.outside += batch.length - rejected - counted;
+    return rejected;
   }
 
-  /** Counts one connection. */
-  add(ms: number, source: SourceAddress, dstPort: number): void {
-    if (ms < this.#since || ms >= this.#until) {
-      this.outside++;
-      return;
-    }
-    const row = this.#index.get(source.text) ?? this.#insert(source, ms);
-    this.#count(row, ms, dstPort);
+  /** Counts one connection from `srcIp`; false if that is not an IP address. */
+  add(ms: number, srcIp: string, dstPort: number): boolean {
+    const batch = new ConnectionBatch();
+    batch.length = 1;
+    batch.times[0] = ms;
+    batch.addresses[0] = srcIp;
+    batch.ports[0] = dstPort;
+    return this.addBatch(batch) === 0;
+  }
+
+  #portId(port: number): number {
+    const id = this.#idPorts.length;
+    this.#idPorts.push(port);
+    this.#portIds[port] = id;
+    return id;
+  }
+
+  #extraPort(row: number, port: number): void {
+    const extra = this.#extraPorts.get(row);
+    if (extra === undefined) this.#extraPorts.set(row, new Set([port]));
+    else extra.add(port);
   }
 
   #insert(source: SourceAddress, ms: number): number {
     const row = this.#size++;
     if (row === this.#connections.length) this.#grow();
     this.#index.set(source.text, row);
+    this.#names.push(source.text);
     this.#first[row] = ms;
     this.#last[row] = ms;
     let network = this.#networkIndex.get(source.network);
@@ -139,37 +218,6 @@ export class ConnectionStats implements ConnectionSink {
     this.#networks = grow(this.#networks);
   }
 
-  #count(row: number, ms: number, port: number): void {
-    this.connections++;
-    if (ms < this.first) this.first = ms;
-    if (ms > this.last) this.last = ms;
-    this.#ports[port]++;
-    const slot = Math.floor(ms / SLOT_MS);
-    if (slot === this.#slot) {
-      this.#slotCount++;
-    } else {
-      this.#flushSlot();
-      this.#slot = slot;
-      this.#slotCount = 1;
-    }
-    this.#connections[row]++;
-    if (ms < this.#first[row]) this.#first[row] = ms;
-    if (ms > this.#last[row]) this.#last[row] = ms;
-    let id = this.#portIds[port];
-    if (id === NO_PORT) {
-      id = this.#idPorts.length;
-      this.#idPorts.push(port);
-      this.#portIds[port] = id;
-    }
-    if (id < MASK_PORTS) {
-      this.#masks[row] |= 1 << id;
-    } else {
-      const extra = this.#extraPorts.get(row);
-      if (extra === undefined) this.#extraPorts.set(row, new Set([port]));
-      else extra.add(port);
-    }
-  }
-
   #flushSlot(): void {
     if (this.#slotCount === 0) return;
     this.#slots.set(this.#slot, (this.#slots.get(this.#slot) ?? 0) + this.#slotCount);
@@ -186,6 +234,7 @@ export class ConnectionStats implements ConnectionSink {
     const size = this.#size;
     return {
       index: this.#index,
+      names: this.#names,
       connections: this.#connections.subarray(0, size),
       first: this.#first.subarray(0, size),
       last: this.#last.subarray(0, size),
@@ -317,6 +366,14 @@ class Top {
 
   constructor(n: number) {
     this.#n = n;
+  }
+
+  /** Offers with fewer connections than this are not taken. */
+  get threshold(): number {
+    const counts = this.#counts;
+    return this.#n <= INCREMENTAL_TOP_MAX && counts.length === this.#n
+      ? counts[counts.length - 1]
+      : -Infinity;
   }
 
   offer(row: number, count: number, nameOf: (row: number) => string): void {
@@ -465,19 +522,22 @@ export function summarize(
   const countries = new Map<string, CountryRow>();
   const systems = new Map<number, AsRow>();
   const topSources = new Top(top);
-  let current = "";
-  const currentName = () => current;
-  for (const [address, row] of table.index) {
-    const connections = table.connections[row];
-    const mask = table.masks[row];
+  let threshold = topSources.threshold;
+  const { names, connections: rowConnections, first: rowFirst, last: rowLast, masks, networks } =
+    table;
+  const nameOfSource = (row: number) => names[row];
+  // Over the columns, once per source: a million times on a log of a million sources.
+  for (let row = 0; row < names.length; row++) {
+    const connections = rowConnections[row];
+    const mask = masks[row];
     for (let bits = mask; bits !== 0; bits &= bits - 1) {
       portSources[maskPorts[31 - Math.clz32(bits & -bits)]]++;
     }
-    const network = table.networks[row];
+    const network = networks[row];
     netConnections[network] += connections;
     netSources[network]++;
-    if (table.first[row] < netFirst[network]) netFirst[network] = table.first[row];
-    if (table.last[row] > netLast[network]) netLast[network] = table.last[row];
+    if (rowFirst[row] < netFirst[network]) netFirst[network] = rowFirst[row];
+    if (rowLast[row] > netLast[network]) netLast[network] = rowLast[row];
     netMasks[network] |= mask;
     if (extraPorts.size > 0) {
       const extra = extraPorts.get(row);
@@ -488,10 +548,12 @@ export function summarize(
         netExtra.set(network, set);
       }
     }
-    current = address;
-    topSources.offer(row, connections, currentName);
+    if (connections >= threshold) {
+      topSources.offer(row, connections, nameOfSource);
+      threshold = topSources.threshold;
+    }
     if (geo === undefined) continue;
-    const info = lookup(address);
+    const info = lookup(names[row]);
     if (info.country !== null) {
       const country = countries.get(info.country) ??
         { country: info.country, connections: 0, sources: 0 };
@@ -531,8 +593,11 @@ export function summarize(
 
   const topNetworks = new Top(top);
   const nameOfNetwork = (network: number) => networkName(networkKeys[network]);
+  threshold = topNetworks.threshold;
   for (let network = 0; network < networkCount; network++) {
+    if (netConnections[network] < threshold) continue;
     topNetworks.offer(network, netConnections[network], nameOfNetwork);
+    threshold = topNetworks.threshold;
   }
   const networkRows: SourceRow[] = topNetworks.result().map(({ row, name }) => ({
     name,

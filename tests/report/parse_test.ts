@@ -1,6 +1,7 @@
 /** The report's line parser (lib/report/parse.ts) and its time zones (lib/report/zone.ts). */
 import assert from "node:assert/strict";
 import { createFormatter } from "../../lib/log/format.ts";
+import { parseSourceAddress } from "../../lib/report/network.ts";
 import { LogParser } from "../../lib/report/parse.ts";
 import { Zone } from "../../lib/report/zone.ts";
 
@@ -16,9 +17,16 @@ function parse(text: string, options: { zone?: string; chunk?: number } = {}): P
   const connections: [number, string, number][] = [];
   const parser = new LogParser(
     {
-      // Every address is parsed: the sink has none counted before.
-      addSeen: () => false,
-      add: (ms, source, port) => connections.push([ms, source.text, port]),
+      // As ConnectionStats does: a source that is not an IP address is not counted.
+      addBatch: (batch) => {
+        let rejected = 0;
+        for (let i = 0; i < batch.length; i++) {
+          const source = parseSourceAddress(batch.addresses[i]);
+          if (source === null) rejected++;
+          else connections.push([batch.times[i], source.text, batch.ports[i]]);
+        }
+        return rejected;
+      },
     },
     new Zone(options.zone ?? "UTC"),
   );

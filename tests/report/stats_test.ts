@@ -1,7 +1,7 @@
 /** The report's counts, networks, time buckets and JSON shape (lib/report/stats.ts and friends). */
 import assert from "node:assert/strict";
 import { toJsonReport } from "../../lib/report/json.ts";
-import { isIpAddress, networkOf, parseSourceAddress } from "../../lib/report/network.ts";
+import { isIpAddress, networkOf } from "../../lib/report/network.ts";
 import { ConnectionStats, summarize, timeBuckets } from "../../lib/report/stats.ts";
 import { Zone } from "../../lib/report/zone.ts";
 
@@ -9,9 +9,7 @@ const COUNTS = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0, outOfR
 
 /** Counts a connection from the address `ip` (which must be one). */
 function add(stats: ConnectionStats, ms: number, ip: string, port: number): void {
-  const source = parseSourceAddress(ip);
-  assert.ok(source !== null, ip);
-  stats.add(ms, source, port);
+  assert.ok(stats.add(ms, ip, port), ip);
 }
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 25, 8);
