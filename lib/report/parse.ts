@@ -172,6 +172,10 @@ export class LogParser {
   #jsonMinuteMs = NaN;
   #toLocal: (year: number, month: number, day: number, hour: number, minute: number) => number;
   #batch = new ConnectionBatch();
+  // Port texts (`22`) and `SS.mmm` texts read before, to their values: at most 111,110 and
+  // 60,000 entries (only valid texts are kept).
+  #portTexts = new Map<string, number>();
+  #secondTexts = new Map<string, number>();
 
   /** A parser that passes connections to `sink`; text lines are local time in `zone`. */
   constructor(sink: ConnectionSink, zone: Zone) {
@@ -265,6 +269,8 @@ export class LogParser {
     const times = batch.times;
     const addresses = batch.addresses;
     const ports = batch.ports;
+    const portTexts = this.#portTexts;
+    const secondTexts = this.#secondTexts;
     let minute = this.#minute;
     let minuteMs = this.#minuteMs;
     let lines = 0;
@@ -277,26 +283,17 @@ export class LogParser {
         text.startsWith(minute, start) && text.startsWith(TEXT.afterTime, start + TEXT.timeLength)
       ) {
         const addressEnd = text.indexOf(TEXT.beforePort, start + TEXT_ADDRESS_START);
-        let i = addressEnd + TEXT_PORT_OFFSET;
-        if (addressEnd < 0 || end <= i || end - i > 5) break fast;
-        let port = 0;
-        for (; i < end; i++) {
-          const digit = text.charCodeAt(i) - 48;
-          if (digit < 0 || digit > 9) break fast;
-          port = port * 10 + digit;
-        }
-        // `SS.mmm` after the minute.
-        const s1 = text.charCodeAt(start + MINUTE_LENGTH) - 48;
-        const s2 = text.charCodeAt(start + MINUTE_LENGTH + 1) - 48;
-        const m1 = text.charCodeAt(start + MINUTE_LENGTH + 3) - 48;
-        const m2 = text.charCodeAt(start + MINUTE_LENGTH + 4) - 48;
-        const m3 = text.charCodeAt(start + MINUTE_LENGTH + 5) - 48;
-        if (
-          port > 65535 || s1 < 0 || s1 > 5 || s2 < 0 || s2 > 9 || m1 < 0 || m1 > 9 || m2 < 0 ||
-          m2 > 9 || m3 < 0 || m3 > 9 || text.charCodeAt(start + MINUTE_LENGTH + 2) !== 46
-        ) break fast;
+        const portStart = addressEnd + TEXT_PORT_OFFSET;
+        if (addressEnd < 0 || end <= portStart || end - portStart > 5) break fast;
+        // The port and `SS.mmm` by their text: two native calls each, not a loop over digits.
+        const port = portTexts.get(text.slice(portStart, end)) ??
+          this.#portText(text.slice(portStart, end));
+        const seconds =
+          secondTexts.get(text.slice(start + MINUTE_LENGTH, start + TEXT.timeLength)) ??
+            this.#secondText(text.slice(start + MINUTE_LENGTH, start + TEXT.timeLength));
+        if (port < 0 || seconds < 0) break fast;
         const n = batch.length++;
-        times[n] = minuteMs + s1 * 10_000 + s2 * 1000 + m1 * 100 + m2 * 10 + m3;
+        times[n] = minuteMs + seconds;
         addresses[n] = text.slice(start + TEXT_ADDRESS_START, addressEnd);
         ports[n] = port;
         if (n + 1 === BATCH_SIZE) this.#flush();
@@ -310,6 +307,20 @@ export class LogParser {
     }
     this.counts.lines += lines;
     return start;
+  }
+
+  /** The value of a port text not read before (and keeps it), or -1. */
+  #portText(text: string): number {
+    const port = portAt(text, 0, text.length);
+    if (port >= 0) this.#portTexts.set(text, port);
+    return port;
+  }
+
+  /** The milliseconds of an `SS.mmm` text not read before (and keeps it), or -1. */
+  #secondText(text: string): number {
+    const ms = secondsAt(text, 0);
+    if (ms >= 0) this.#secondTexts.set(text, ms);
+    return ms;
   }
 
   /** One line, `text[start, end)` without its newline (already counted in `lines`). */

@@ -26,8 +26,18 @@ export interface Period {
   until?: number;
 }
 
-/** Sources are counted in columns that start this long and double when full. */
-const INITIAL_SOURCES = 1024;
+/**
+ * Distinct sources at most. The columns' memory is reserved up front (address space only) so
+ * that they grow in place: no copy and no half-empty spare while a column doubles.
+ */
+export const MAX_SOURCES = 2 ** 27;
+/** The columns grow by this many rows at a time. */
+const GROW_ROWS = 65_536;
+
+/** A column of `kind` that grows in place (a resizable ArrayBuffer, length-tracking view). */
+function column<T>(kind: new (buffer: ArrayBuffer) => T, bytesPerRow: number): T {
+  return new kind(new ArrayBuffer(0, { maxByteLength: MAX_SOURCES * bytesPerRow }));
+}
 /** Ports with one of the first 32 ids are a bit in a source's mask; later ports go to a set. */
 const MASK_PORTS = 32;
 const NO_PORT = -1;
@@ -54,29 +64,25 @@ export interface SourceTable {
 
 /**
  * Counts connections; a {@linkcode ConnectionSink} for the parser. Per source it keeps a row in
- * typed-array columns (connections, first, last, a bit mask of ports, its network), found by a
- * Map from the address text: about 100 bytes a source, where an object and a Set per source took
- * over 600.
+ * typed-array columns (connections, first, last, a bit mask of ports, its network; 32 bytes), found
+ * by a Map from the address text: about 110 bytes a source with the Map and the text, where an
+ * object and a Set per source took over 600.
  */
 export class ConnectionStats implements ConnectionSink {
   /** Connections in the period. */
   connections = 0;
   /** Connections outside `--since`/`--until`. */
   outside = 0;
-  /** The earliest connection in the period (Infinity when none). */
-  first = Infinity;
-  /** The latest connection in the period (-Infinity when none). */
-  last = -Infinity;
   #since: number;
   #until: number;
   #index = new Map<string, number>();
   #names: string[] = [];
   #size = 0;
-  #connections = new Float64Array(INITIAL_SOURCES);
-  #first = new Float64Array(INITIAL_SOURCES);
-  #last = new Float64Array(INITIAL_SOURCES);
-  #masks = new Uint32Array(INITIAL_SOURCES);
-  #networks = new Int32Array(INITIAL_SOURCES);
+  #connections = column(Float64Array, 8);
+  #first = column(Float64Array, 8);
+  #last = column(Float64Array, 8);
+  #masks = column(Uint32Array, 4);
+  #networks = column(Int32Array, 4);
   #extraPorts = new Map<number, Set<number>>();
   #portIds = new Int32Array(65_536).fill(NO_PORT);
   #idPorts: number[] = [];
@@ -102,12 +108,11 @@ export class ConnectionStats implements ConnectionSink {
     const until = this.#until;
     const portIds = this.#portIds;
     const ports = this.#ports;
-    let connections = this.#connections;
-    let firsts = this.#first;
-    let lasts = this.#last;
-    let masks = this.#masks;
-    let first = this.first;
-    let last = this.last;
+    // Length-tracking views: they stay valid as the columns grow.
+    const connections = this.#connections;
+    const firsts = this.#first;
+    const lasts = this.#last;
+    const masks = this.#masks;
     let slotStart = this.#slot * SLOT_MS;
     let slotEnd = slotStart + SLOT_MS;
     let slotCount = this.#slotCount;
@@ -127,17 +132,10 @@ export class ConnectionStats implements ConnectionSink {
         // A text that was canonical already is not in the index: no second look-up.
         row = (source.text === addresses[i] ? undefined : index.get(source.text)) ??
           this.#insert(source, ms);
-        // The columns may have grown.
-        connections = this.#connections;
-        firsts = this.#first;
-        lasts = this.#last;
-        masks = this.#masks;
       } else if (ms < since || ms >= until) {
         continue;
       }
       counted++;
-      if (ms < first) first = ms;
-      if (ms > last) last = ms;
       if (!(ms >= slotStart && ms < slotEnd)) {
         this.#slotCount = slotCount;
         this.#flushSlot();
@@ -158,8 +156,6 @@ export class ConnectionStats implements ConnectionSink {
       else this.#extraPort(row, port);
     }
     this.#slotCount = slotCount;
-    this.first = first;
-    this.last = last;
     this.connections += counted;
     this.outside += batch.length - rejected - counted;
     return rejected;
@@ -206,22 +202,33 @@ export class ConnectionStats implements ConnectionSink {
   }
 
   #grow(): void {
-    const grow = <T extends Float64Array | Uint32Array | Int32Array>(column: T): T => {
-      const bigger = new (column.constructor as new (length: number) => T)(column.length * 2);
-      bigger.set(column);
-      return bigger;
-    };
-    this.#connections = grow(this.#connections);
-    this.#first = grow(this.#first);
-    this.#last = grow(this.#last);
-    this.#masks = grow(this.#masks);
-    this.#networks = grow(this.#networks);
+    const rows = this.#connections.length + GROW_ROWS;
+    if (rows > MAX_SOURCES) {
+      throw new RangeError(`Cannot count more than ${MAX_SOURCES} distinct sources`);
+    }
+    for (const array of [this.#connections, this.#first, this.#last, this.#masks, this.#networks]) {
+      (array.buffer as ArrayBuffer).resize(rows * array.BYTES_PER_ELEMENT);
+    }
   }
 
   #flushSlot(): void {
     if (this.#slotCount === 0) return;
     this.#slots.set(this.#slot, (this.#slots.get(this.#slot) ?? 0) + this.#slotCount);
     this.#slotCount = 0;
+  }
+
+  /** The earliest connection in the period (Infinity when none). */
+  get first(): number {
+    let first = Infinity;
+    for (let row = 0; row < this.#size; row++) first = Math.min(first, this.#first[row]);
+    return first;
+  }
+
+  /** The latest connection in the period (-Infinity when none). */
+  get last(): number {
+    let last = -Infinity;
+    for (let row = 0; row < this.#size; row++) last = Math.max(last, this.#last[row]);
+    return last;
   }
 
   /** Distinct sources. */
@@ -611,9 +618,15 @@ export function summarize(
   }));
 
   const hasData = stats.connections > 0;
-  const first = hasData ? stats.first : null;
-  const last = hasData ? stats.last : null;
-  const unit = hasData ? chartUnit(stats.first, stats.last) : "hour";
+  let firstMs = Infinity;
+  let lastMs = -Infinity;
+  for (let row = 0; row < names.length; row++) {
+    if (rowFirst[row] < firstMs) firstMs = rowFirst[row];
+    if (rowLast[row] > lastMs) lastMs = rowLast[row];
+  }
+  const first = hasData ? firstMs : null;
+  const last = hasData ? lastMs : null;
+  const unit = hasData ? chartUnit(firstMs, lastMs) : "hour";
   return {
     zone,
     counts,
@@ -637,7 +650,7 @@ export function summarize(
       : [...systems.values()].sort(byConnections((row) => row.asNumber)).slice(0, top),
     unit,
     buckets: hasData
-      ? timeBuckets(stats.slots(), { zone, first: stats.first, last: stats.last, unit })
+      ? timeBuckets(stats.slots(), { zone, first: firstMs, last: lastMs, unit })
       : [],
   };
 }
