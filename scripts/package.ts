@@ -6,9 +6,10 @@
  *
  * Contents: the binary in /usr/bin, the systemd units of contrib/systemd in
  * /usr/lib/systemd/system (their ExecStart= rewritten from /usr/local/bin, where the tarball's
- * install.sh puts the binary), the fail2ban filter and jail and the logrotate config under /etc
- * as conffiles, the README, copyright and changelog in /usr/share/doc/net-bouncer and the man
- * page. The control file and the maintainer scripts are templates in contrib/debian.
+ * install.sh puts the binary), the fail2ban filter, jail and actions and the logrotate config
+ * under /etc as conffiles, the README, copyright and changelog in /usr/share/doc/net-bouncer (the
+ * CrowdSec files under its examples/crowdsec) and the man page. The control file and the
+ * maintainer scripts are templates in contrib/debian.
  */
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -33,6 +34,11 @@ export const UNIT_DIR = "/usr/lib/systemd/system";
 export const CONFFILES: readonly (readonly [string, string])[] = [
   ["contrib/fail2ban/filter.d/net-bouncer.conf", "/etc/fail2ban/filter.d/net-bouncer.conf"],
   ["contrib/fail2ban/jail.d/net-bouncer.conf", "/etc/fail2ban/jail.d/net-bouncer.conf"],
+  ...[
+    "net-bouncer-nftables-subnet.conf",
+    "net-bouncer-iptables-subnet.conf",
+    "net-bouncer-webhook.conf",
+  ].map((name) => [`contrib/fail2ban/action.d/${name}`, `/etc/fail2ban/action.d/${name}`] as const),
   ["contrib/logrotate/net-bouncer", "/etc/logrotate.d/net-bouncer"],
 ];
 /** The man page: source in the checkout, installed path (gzipped). */
@@ -42,6 +48,21 @@ export const MAN_PAGE: readonly [string, string] = [
 ];
 /** The documentation directory. */
 export const DOC_DIR = `/usr/share/doc/${PACKAGE}`;
+/**
+ * Files the admin copies into place (CrowdSec's configuration belongs to its own package and
+ * needs the admin's choices): source in the checkout, installed path under the examples.
+ */
+export const EXAMPLES: readonly (readonly [string, string])[] = [
+  "acquis.d/net-bouncer.yaml",
+  "acquis.d/net-bouncer-journal.yaml",
+  "parsers/s01-parse/net-bouncer-logs.yaml",
+  "parsers/s01-parse/net-bouncer-json-logs.yaml",
+  "scenarios/net-bouncer-touch.yaml",
+  "scenarios/net-bouncer-multiport.yaml",
+  "postoverflows/s00-enrich/net-bouncer-ipv6-range.yaml",
+  "profiles/net-bouncer.yaml",
+  "notifications/net-bouncer-webhook.yaml",
+].map((path) => [`contrib/crowdsec/${path}`, `${DOC_DIR}/examples/crowdsec/${path}`]);
 /** lintian's overrides: what it reports on Deno's runtime that the package cannot change. */
 export const LINTIAN_OVERRIDES: readonly [string, string] = [
   "contrib/debian/lintian-overrides",
@@ -331,7 +352,7 @@ export async function buildPackage(
     for (const [unit, text] of unitTexts) {
       await writeInto(tree, `${UNIT_DIR}/${unit}`, rewriteUnit(text), 0o644);
     }
-    for (const [source, target] of CONFFILES) {
+    for (const [source, target] of [...CONFFILES, ...EXAMPLES]) {
       await writeInto(tree, target, await Deno.readFile(`${root}${source}`), 0o644);
     }
     await writeInto(

@@ -15,6 +15,7 @@ import {
   debFileName,
   dependsOf,
   DOC_DIR,
+  EXAMPLES,
   hasInstallSection,
   hostArch,
   LINTIAN_OVERRIDES,
@@ -207,6 +208,7 @@ Deno.test({
         BINARY_PATH,
         ...units.map((unit) => `${UNIT_DIR}/${unit}`),
         ...CONFFILES.map(([, target]) => target),
+        ...EXAMPLES.map(([, target]) => target),
         `${DOC_DIR}/README.md.gz`,
         `${DOC_DIR}/changelog.gz`,
         `${DOC_DIR}/copyright`,
@@ -234,7 +236,7 @@ Deno.test({
         Deno.readTextFileSync(`${control}/conffiles`),
         CONFFILES.map(([, target]) => target).join("\n") + "\n",
       );
-      for (const [source, target] of CONFFILES) {
+      for (const [source, target] of [...CONFFILES, ...EXAMPLES]) {
         assert.equal(
           Deno.readTextFileSync(`${tree}${target}`),
           Deno.readTextFileSync(`${ROOT}${source}`),
