@@ -175,3 +175,14 @@ export function lineTime(line: string): number {
 export function recorded(file: string): string[] {
   return readOrEmpty(file).split("\n").filter(Boolean);
 }
+
+/**
+ * The length in seconds of `ip`'s ban in the output of `fail2ban-client get JAIL banip
+ * --with-time` ("2001:db8:1:2::a \t2026-12-02 16:10:00 + 2 = 2026-12-02 16:10:02").
+ */
+export function banSeconds(output: string, ip: string): number {
+  const line = output.split("\n").find((l) => l.startsWith(`${ip} `) || l.startsWith(`${ip}\t`));
+  const match = line?.match(/ \+ (\d+) = /);
+  if (!match) throw new Error(`No ban of "${ip}" in: ${output}`);
+  return Number(match[1]);
+}

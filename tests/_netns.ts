@@ -34,6 +34,43 @@ export interface Sandbox {
   stop(): void;
 }
 
+/** Runs a command to completion somewhere (a sandbox's or a container's exec). */
+export type Exec = (
+  args: string[],
+  options?: { timeoutMs?: number; stdin?: string },
+) => Promise<RunResult>;
+
+/**
+ * Connects with curl, run by `exec`, from `source` to `destination` (default: the loopback
+ * address of the source's family) on `port`, and waits until the server closes; true when the
+ * connection was made, false when it was refused or timed out (a firewall's reject or drop).
+ */
+export async function connectFrom(
+  exec: Exec,
+  source: string,
+  port: number,
+  destination?: string,
+): Promise<boolean> {
+  const target = destination ?? (isIPv6(source) ? "::1" : "127.0.0.1");
+  const host = isIPv6(target) ? `[${target}]` : target;
+  // telnet:// opens a plain TCP connection; stdin at EOF, curl ends when the server closes.
+  const result = await exec([
+    "curl",
+    "-sS",
+    "--interface",
+    source,
+    "--connect-timeout",
+    String(CONNECT_TIMEOUT_S),
+    "-m",
+    String(CONNECT_TIMEOUT_S * 2),
+    `telnet://${host}:${port}`,
+  ], { stdin: "" });
+  // 7: connection refused (a reject rule); 28: timed out (a drop rule).
+  if (result.code === 0) return true;
+  if (result.code === 7 || result.code === 28) return false;
+  throw new Error(`curl from ${source} to ${host}:${port} exited ${result.code}: ${result.stderr}`);
+}
+
 /** Whether `address` is IPv6 (written with colons). */
 function isIPv6(address: string): boolean {
   return address.includes(":");
@@ -126,28 +163,7 @@ export async function startSandbox(
         stderr: "piped",
       }).spawn();
     },
-    connect: async (source, port, destination) => {
-      const target = destination ?? (isIPv6(source) ? "::1" : "127.0.0.1");
-      const host = isIPv6(target) ? `[${target}]` : target;
-      // telnet:// opens a plain TCP connection; stdin at EOF, curl ends when the server closes.
-      const result = await exec([
-        "curl",
-        "-sS",
-        "--interface",
-        source,
-        "--connect-timeout",
-        String(CONNECT_TIMEOUT_S),
-        "-m",
-        String(CONNECT_TIMEOUT_S * 2),
-        `telnet://${host}:${port}`,
-      ], { stdin: "" });
-      // 7: connection refused (a reject rule); 28: timed out (a drop rule).
-      if (result.code === 0) return true;
-      if (result.code === 7 || result.code === 28) return false;
-      throw new Error(
-        `curl from ${source} to ${host}:${port} exited ${result.code}: ${result.stderr}`,
-      );
-    },
+    connect: (source, port, destination) => connectFrom(exec, source, port, destination),
     stop,
   };
 }

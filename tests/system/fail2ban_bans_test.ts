@@ -7,7 +7,13 @@
  * the rule listed by the firewall.
  */
 import assert from "node:assert/strict";
-import { type Fail2ban, lineTime, startFail2ban, writeFail2banConf } from "../_fail2ban.ts";
+import {
+  banSeconds,
+  type Fail2ban,
+  lineTime,
+  startFail2ban,
+  writeFail2banConf,
+} from "../_fail2ban.ts";
 import { type Sandbox, startSandbox } from "../_netns.ts";
 import { needsTools, type Program, startProgram, waitFor, withTempDir } from "../_util.ts";
 
@@ -169,15 +175,9 @@ Deno.test({
   },
 });
 
-/** The ban's length in seconds for `ip` in `jail` (fail2ban-client get JAIL banip --with-time). */
-async function banSeconds(fail2ban: Fail2ban, jail: string, ip: string): Promise<number> {
-  const out = await fail2ban.client("get", jail, "banip", "--with-time");
-  // "2001:db8:1:2::a \t2026-12-02 16:10:00 + 2 = 2026-12-02 16:10:02"
-  const line = out.split("\n").find((l) => l.startsWith(`${ip} `) || l.startsWith(`${ip}\t`));
-  assert.ok(line, `${ip} not banned in ${jail}:\n${out}`);
-  const match = line.match(/ \+ (\d+) = /);
-  assert.ok(match, line);
-  return Number(match[1]);
+/** The ban's length in seconds for `ip` in `jail`. */
+async function jailBanSeconds(fail2ban: Fail2ban, jail: string, ip: string): Promise<number> {
+  return banSeconds(await fail2ban.client("get", jail, "banip", "--with-time"), ip);
 }
 
 /** The shipped bantime, shortened by the test's .local so that the first ban ends in the test. */
@@ -224,7 +224,7 @@ Deno.test({
         await connectLogged(sandbox, program, source);
         for (const jail of jails) {
           await fail2ban.waitForLog(new RegExp(`\\[${jail}\\] Ban ${source}$`));
-          assert.equal(await banSeconds(fail2ban, jail, source), SHORT_BANTIME_S, jail);
+          assert.equal(await jailBanSeconds(fail2ban, jail, source), SHORT_BANTIME_S, jail);
         }
         // Both bans end; the source comes back.
         for (const jail of jails) {
@@ -243,7 +243,7 @@ Deno.test({
         // Second ban: longer (fail2ban's default formula doubles it per earlier ban).
         for (const jail of jails) {
           await fail2ban.waitForLog(new RegExp(`\\[${jail}\\] Ban ${source}$`), 2);
-          const seconds = await banSeconds(fail2ban, jail, source);
+          const seconds = await jailBanSeconds(fail2ban, jail, source);
           assert.ok(seconds > SHORT_BANTIME_S, `${jail}: second ban ${seconds} s`);
           assert.match(fail2ban.log(), new RegExp(`\\[${jail}\\] Increase Ban ${source} \\(2 # `));
           console.log(`${jail}: first ban ${SHORT_BANTIME_S} s, second ban ${seconds} s`);
