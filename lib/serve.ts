@@ -55,10 +55,10 @@ export interface ServeOptions {
   signals?: Signals;
 }
 
-/** The exit code of an error: 2 for a usage error, 1 for everything else (never a stack trace). */
+/** The exit code of an error: 2 for a {@linkcode UsageError}, 1 for any other failure. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return 2;
-  return 1; // OS errors, runtime errors, and anything unexpected: never a stack trace
+  return 1; // OS errors, runtime errors, and anything unexpected (bugs) alike
 }
 
 /** One line, never a stack trace; control characters (a newline too) are shown escaped. */

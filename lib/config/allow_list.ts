@@ -31,10 +31,11 @@ function checkFileInfo(file: string, info: Deno.FileInfo): void {
   if (info.size > MAX_IGNORE_FILE_BYTES) throw tooLarge(file);
 }
 
-/** An open regular file to read the allow-list from. */
+/** An open regular file to read the allow-list from, with its size when it was opened. */
 interface OpenFile {
   readSync(buffer: Uint8Array): number | null;
   close(): void;
+  size: number;
 }
 
 /**
@@ -48,7 +49,7 @@ function openWithLibc(libc: Libc, file: string): OpenFile {
       opened.close();
       throw tooLarge(file);
     }
-    return opened;
+    return { readSync: (buffer) => opened.readSync(buffer), close: () => opened.close(), size };
   } catch (error) {
     if (isNotRegular(error)) throw cannotRead(file, "not a regular file", error);
     if (!isOsError(error)) throw error;
@@ -65,13 +66,16 @@ function openWithDeno(file: string): OpenFile {
   try {
     checkFileInfo(file, Deno.statSync(file));
     const handle = Deno.openSync(file, { read: true });
+    let size: number;
     try {
-      checkFileInfo(file, handle.statSync());
+      const info = handle.statSync();
+      checkFileInfo(file, info);
+      size = info.size;
     } catch (error) {
       handle.close();
       throw error;
     }
-    return handle;
+    return { readSync: (buffer) => handle.readSync(buffer), close: () => handle.close(), size };
   } catch (error) {
     if (!isOsError(error)) throw error;
     throw cannotRead(file, reason(error), error);
@@ -82,10 +86,15 @@ function openWithDeno(file: string): OpenFile {
 function readAllowListFile(file: string, libc: Libc | null): string {
   const handle = libc === null ? openWithDeno(file) : openWithLibc(libc, file);
   try {
-    // The file may grow while it is read: stop one byte past the limit.
-    const bytes = new Uint8Array(MAX_IGNORE_FILE_BYTES + 1);
+    // Room for the size it had, and for growth while it is read up to one byte past the limit.
+    let bytes = new Uint8Array(Math.min(handle.size, MAX_IGNORE_FILE_BYTES) + 1);
     let total = 0;
-    while (total < bytes.length) {
+    while (total <= MAX_IGNORE_FILE_BYTES) {
+      if (total === bytes.length) {
+        const larger = new Uint8Array(Math.min(2 * bytes.length, MAX_IGNORE_FILE_BYTES + 1));
+        larger.set(bytes);
+        bytes = larger;
+      }
       const count = handle.readSync(bytes.subarray(total, total + READ_CHUNK_BYTES));
       if (count === null) break;
       total += count;

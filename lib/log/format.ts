@@ -8,7 +8,7 @@ export type LogFormat = typeof LOG_FORMATS[number];
 /** The default log format. */
 export const DEFAULT_FORMAT: LogFormat = "text";
 
-/** Severity of an event, as LogTape names them. */
+/** Severity of an event; the text format writes `warning` as WARN. */
 export type Level = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 
 /** Turns events into complete log lines, each ending in a newline. */
