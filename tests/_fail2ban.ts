@@ -88,15 +88,25 @@ export function writeFail2banConf(dir: string, local: string): string {
   return conf;
 }
 
-/** Starts fail2ban-server in `sandbox` on `conf` and waits until each of `jails` has started. */
+/**
+ * Starts fail2ban-server on `conf` (in `sandbox`, else in this machine's network) and waits until
+ * each of `jails` has started.
+ */
 export async function startFail2ban(
-  sandbox: Sandbox,
   conf: string,
   jails: string[],
+  { sandbox }: { sandbox?: Sandbox } = {},
 ): Promise<Fail2ban> {
   const dir = conf.replace(/\/conf$/, "");
   const socket = `${dir}/fail2ban.sock`;
-  const child = sandbox.spawn([
+  const spawn = sandbox?.spawn ?? ((args: string[]) =>
+    new Deno.Command(args[0], {
+      args: args.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn());
+  const child = spawn([
     "fail2ban-server",
     "-f",
     "-x",

@@ -83,7 +83,7 @@ async function subnetTest(banaction: keyof typeof FIREWALLS): Promise<Record<str
           "",
         ].join("\n"),
       );
-      fail2ban = await startFail2ban(sandbox, conf, ["net-bouncer-subnet"]);
+      fail2ban = await startFail2ban(conf, ["net-bouncer-subnet"], { sandbox });
       const rules = async () => (await sandbox.exec([...firewall.list])).stdout;
       const waitForRule = async (prefix: string, line: string) => {
         await waitFor(
@@ -211,7 +211,7 @@ Deno.test({
             ].join("\n")
           ).join("\n"),
         );
-        fail2ban = await startFail2ban(sandbox, conf, jails);
+        fail2ban = await startFail2ban(conf, jails, { sandbox });
         for (const jail of jails) {
           assert.equal((await fail2ban.client("get", jail, "bantime.increment")).trim(), "True");
           assert.equal(

@@ -134,7 +134,7 @@ Deno.test({
             "",
           ].join("\n"),
         );
-        fail2ban = await startFail2ban(sandbox, conf, ["net-bouncer-abuseipdb"]);
+        fail2ban = await startFail2ban(conf, ["net-bouncer-abuseipdb"], { sandbox });
 
         const line = await connectLogged(sandbox, program, first);
         const [report] = await receiver.waitForRequests(1);
@@ -216,7 +216,7 @@ Deno.test({
             "",
           ].join("\n"),
         );
-        fail2ban = await startFail2ban(sandbox, conf, jails);
+        fail2ban = await startFail2ban(conf, jails, { sandbox });
         const rules = async () =>
           (await sandbox.exec(["nft", "list", "table", "inet", "f2b-table"])).stdout;
         const latencies: number[] = [];

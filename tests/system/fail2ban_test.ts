@@ -5,10 +5,10 @@
  * BAN_DEADLINE_MS of the connection.
  */
 import assert from "node:assert/strict";
+import { type Fail2ban, recorded, startFail2ban, writeFail2banConf } from "../_fail2ban.ts";
 import {
   CONNECTION_LINE,
   connectionAddresses,
-  DEADLINE_MS,
   knock,
   LOOPBACK_CLIENTS,
   needsTools,
@@ -22,16 +22,12 @@ import {
 
 /** The filter under test. */
 const FILTER = `${ROOT}contrib/fail2ban/filter.d/net-bouncer.conf`;
-/** The jail under test. */
-const JAIL = `${ROOT}contrib/fail2ban/jail.d/net-bouncer.conf`;
 /** Connections made per client address in the fail2ban-regex test. */
 const KNOCKS_PER_ADDRESS = 3;
 /** The client addresses (IPv4 and IPv6, both to one dual-stack listener). */
 const CLIENTS = LOOPBACK_CLIENTS;
 /** A ban must follow a connection within this time (connection → address in the action file). */
 const BAN_DEADLINE_MS = 3_000;
-/** How long fail2ban-server may take to exit after SIGTERM before it is killed. */
-const STOP_DEADLINE_MS = 10_000;
 
 /** fail2ban-regex's summary counts ("Lines: 8 lines, 0 ignored, 6 matched, 2 missed"). */
 function regexCounts(
@@ -159,61 +155,6 @@ Deno.test({
   },
 });
 
-/** Writes a self-contained fail2ban config into `dir`/conf using the contrib filter and jail. */
-function writeFail2banConfig(dir: string, logFile: string, bannedFile: string): string {
-  const conf = `${dir}/conf`;
-  for (const sub of ["filter.d", "action.d", "jail.d"]) {
-    Deno.mkdirSync(`${conf}/${sub}`, { recursive: true });
-  }
-  Deno.writeTextFileSync(
-    `${conf}/fail2ban.conf`,
-    [
-      "[Definition]",
-      "loglevel = INFO",
-      `logtarget = ${dir}/fail2ban.log`,
-      "syslogsocket = auto",
-      "allowipv6 = auto",
-      `socket = ${dir}/fail2ban.sock`,
-      `pidfile = ${dir}/fail2ban.pid`,
-      `dbfile = ${dir}/fail2ban.sqlite3`,
-      "dbpurgeage = 1d",
-      "",
-    ].join("\n"),
-  );
-  Deno.writeTextFileSync(`${conf}/jail.conf`, "[DEFAULT]\n");
-  // The contrib files as they are; the test's changes go into a .local file, which fail2ban
-  // reads after the .conf (the way an admin overrides a packaged jail).
-  Deno.copyFileSync(FILTER, `${conf}/filter.d/net-bouncer.conf`);
-  Deno.copyFileSync(JAIL, `${conf}/jail.d/net-bouncer.conf`);
-  // Instead of the firewall: append the banned address to a file.
-  Deno.writeTextFileSync(
-    `${conf}/action.d/record.conf`,
-    [
-      "[Definition]",
-      "actionban = printf '%%s\\n' '<ip>' >> '<file>'",
-      "actionunban =",
-      "[Init]",
-      "file =",
-      "",
-    ].join("\n"),
-  );
-  Deno.writeTextFileSync(
-    `${conf}/jail.d/net-bouncer.local`,
-    [
-      "[net-bouncer]",
-      `logpath = ${logFile}`,
-      // What backend = auto picks when python3-pyinotify is installed (see .ci/install_ops.sh).
-      "backend = pyinotify",
-      // Loopback is ignored by default (ignoreself, and often ignoreip): the test bans it.
-      "ignoreself = false",
-      "ignoreip =",
-      `action = record[file="${bannedFile}"]`,
-      "",
-    ].join("\n"),
-  );
-  return conf;
-}
-
 Deno.test({
   name: "fail2ban: a real fail2ban-server bans 127.0.0.1 and ::1 within 3 s of a connection",
   ignore: needsTools("fail2ban-server"),
@@ -223,58 +164,42 @@ Deno.test({
       const bannedFile = `${dir}/banned`;
       // First the program, so that the log file exists when fail2ban opens it.
       const program = await startProgram(["-p", "0"], { logFile });
-      let server: Deno.ChildProcess | undefined;
+      let fail2ban: Fail2ban | undefined;
       try {
-        const conf = writeFail2banConfig(dir, logFile, bannedFile);
-        server = new Deno.Command("fail2ban-server", {
-          args: ["-f", "-x", "-c", conf, "-s", `${dir}/fail2ban.sock`, "-p", `${dir}/fail2ban.pid`],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const serverOut = new Response(server.stdout).text();
-        const serverErr = new Response(server.stderr).text();
-        let serverExited = false;
-        server.status.then(() => serverExited = true);
-        const serverLog = () => readOrEmpty(`${dir}/fail2ban.log`);
-        await waitFor("fail2ban jail 'net-bouncer' started", () => {
-          if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
-          return serverLog().includes("Jail 'net-bouncer' started");
-        }, { timeoutMs: DEADLINE_MS * 3 });
+        // The admin's .local over the shipped jail; instead of the firewall, the test's record
+        // action appends the banned address to a file.
+        const conf = writeFail2banConf(
+          dir,
+          [
+            "[net-bouncer]",
+            `logpath = ${logFile}`,
+            // What backend = auto picks when python3-pyinotify is installed (see .ci/install_ops.sh).
+            "backend = pyinotify",
+            // Loopback is ignored by default (ignoreself, and often ignoreip): the test bans it.
+            "ignoreself = false",
+            "ignoreip =",
+            `action = record[file="${bannedFile}"]`,
+            "",
+          ].join("\n"),
+        );
+        fail2ban = await startFail2ban(conf, ["net-bouncer"]);
 
         const latencies: Record<string, number> = {};
         for (const client of CLIENTS) {
           const start = performance.now();
           await knock(client, program.port);
-          await waitFor(`${client} in ${bannedFile}`, () => {
-            if (serverExited) throw new Error(`fail2ban-server exited:\n${serverLog()}`);
-            return readOrEmpty(bannedFile).split("\n").includes(client);
-          }, { timeoutMs: BAN_DEADLINE_MS });
+          await waitFor(`${client} in ${bannedFile}`, () => recorded(bannedFile).includes(client), {
+            timeoutMs: BAN_DEADLINE_MS,
+          });
           latencies[client] = Math.round(performance.now() - start);
         }
         console.log(`ban latency (connection → action), ms: ${JSON.stringify(latencies)}`);
         // Each address banned once, nothing else.
-        assert.deepEqual(readOrEmpty(bannedFile).trim().split("\n"), CLIENTS);
-        assert.match(serverLog(), /\[net-bouncer\] Ban 127\.0\.0\.1/);
-        assert.match(serverLog(), /\[net-bouncer\] Ban ::1/);
-
-        server.kill("SIGTERM");
-        const stopped = await Promise.race([
-          server.status,
-          new Promise<null>((resolve) => setTimeout(() => resolve(null), STOP_DEADLINE_MS)),
-        ]);
-        assert.ok(stopped, "fail2ban-server did not stop after SIGTERM");
-        await serverOut;
-        await serverErr;
+        assert.deepEqual(recorded(bannedFile), CLIENTS);
+        assert.match(fail2ban.log(), /\[net-bouncer\] Ban 127\.0\.0\.1/);
+        assert.match(fail2ban.log(), /\[net-bouncer\] Ban ::1/);
       } finally {
-        if (server) {
-          try {
-            server.kill("SIGKILL");
-          } catch {
-            // Already exited.
-          }
-          await server.status;
-        }
+        await fail2ban?.stop();
         await program.stop();
       }
     });
