@@ -1,7 +1,12 @@
-/** The command line of `net-bouncer report`: options, dates and times ago. */
-import { UsageError } from "../errors.ts";
+/**
+ * The command line of `net-bouncer report`: options, dates and times ago. Tokens come from
+ * node:util's parseArgs (non-strict: its own messages never reach the user); every check and
+ * message is here, in the daemon's wording (lib/config/cli.ts).
+ */
+import { parseArgs } from "node:util";
+import { quote, UsageError } from "../errors.ts";
 import { DEFAULT_TOP } from "./stats.ts";
-import type { Zone } from "./zone.ts";
+import { utcTime, type Zone } from "./zone.ts";
 
 /** The names of the report formats. */
 export const REPORT_FORMATS = ["text", "json", "html"] as const;
@@ -51,35 +56,65 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000,
   w: 7 * 86_400_000,
 };
+/** The largest `--top`. */
+const TOP_MAX = 999_999;
+/** Times are years 0000-9999: the four digits of a date and of a log line. */
+const EARLIEST_MS = utcTime(0, 1, 1);
+const LATEST_MS = utcTime(10_000, 1, 1);
 
 const RELATIVE = /^(\d{1,9})([smhdw])$/;
 const ABSOLUTE =
   /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,3}))?)?(Z|[+-]\d\d:\d\d)?)?$/;
 
+/** The options of the report, by long name, with the name of their value for messages. */
+const OPTIONS = {
+  format: { type: "string", value: "text|json|html" },
+  top: { type: "string", value: "N" },
+  since: { type: "string", value: "TIME" },
+  until: { type: "string", value: "TIME" },
+  geoip: { type: "string", value: "FILE" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** The message of an option's bad value, as the daemon words it. */
+function badValue(option: string, value: string, why: string): UsageError {
+  return new UsageError(`Option ${quote(option)} cannot be ${quote(value)}: ${why}`);
+}
+
 /**
  * The instant `text` names: a date or date-time (local in `zone` unless it has an offset), or a
- * time ago (`24h`) counted back from `now`.
+ * time ago (`24h`) counted back from `now`; within the years 0000-9999.
  *
- * @throws {UsageError} when it is neither.
+ * @throws {UsageError} when it is neither, or out of range.
  */
 export function parseTime(
   text: string,
   options: { option: string; now: number; zone: Zone },
 ): number {
+  const { option } = options;
+  const ms = instantOf(text, options);
+  if (!(ms >= EARLIEST_MS && ms < LATEST_MS)) {
+    throw badValue(option, text, "out of range (years 0000 to 9999)");
+  }
+  return ms;
+}
+
+function instantOf(text: string, options: { option: string; now: number; zone: Zone }): number {
   const relative = RELATIVE.exec(text);
   if (relative !== null) return options.now - Number(relative[1]) * UNIT_MS[relative[2]];
   const match = ABSOLUTE.exec(text);
   const bad = () =>
-    new UsageError(
-      `Invalid ${options.option} "${text}": expected a date (2026-11-25), a date and time ` +
-        `(2026-11-25T08:00) or a time ago (24h, 7d)`,
+    badValue(
+      options.option,
+      text,
+      "expected a date (2026-11-25), a date and time (2026-11-25T08:00) or a time ago (24h, 7d)",
     );
   if (match === null) throw bad();
   const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "0", offset] = match;
   const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number);
   const millisecond = Number(frac.padEnd(3, "0"));
   // Reject dates such as 2026-02-31 rather than roll them over.
-  const check = new Date(Date.UTC(year, month - 1, day));
+  const check = new Date(utcTime(year, month, day));
   if (
     check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 ||
     minute > 59 || second > 59
@@ -87,11 +122,16 @@ export function parseTime(
   if (offset === undefined) {
     return options.zone.toUtc({ year, month, day, hour, minute, second, millisecond });
   }
-  const offsetMinutes = offset === "Z"
-    ? 0
-    : (offset[0] === "-" ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4)));
-  return Date.UTC(year, month - 1, day, hour, minute, second, millisecond) -
-    offsetMinutes * 60_000;
+  let offsetMinutes = 0;
+  if (offset !== "Z") {
+    const [hours, minutes] = [Number(offset.slice(1, 3)), Number(offset.slice(4))];
+    // RFC 3339's time-numoffset: hours 00-23, minutes 00-59.
+    if (hours > 23 || minutes > 59) {
+      throw badValue(options.option, text, "the offset must be from -23:59 to +23:59");
+    }
+    offsetMinutes = (offset[0] === "-" ? -1 : 1) * (hours * 60 + minutes);
+  }
+  return utcTime(year, month, day, hour, minute, second, millisecond) - offsetMinutes * 60_000;
 }
 
 /**
@@ -110,65 +150,73 @@ export function parseReportArgs(
     geoip: null,
     help: false,
   };
-  let since: string | undefined;
-  let until: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--") {
-      result.files.push(...args.slice(i + 1));
-      break;
+  const { tokens } = parseArgs({
+    args: [...args],
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const values = new Map<string, string>();
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      result.files.push(token.value);
+      continue;
     }
-    if (arg === "-h" || arg === "--help") {
+    if (token.kind === "option-terminator") continue;
+    const spec = (OPTIONS as Record<string, { type: string; value?: string }>)[token.name];
+    if (spec === undefined) {
+      // The whole argument: parseArgs splits "-help" into -h -e -l -p.
+      const raw = token.rawName.startsWith("--") ? token.rawName : args[token.index];
+      throw new UsageError(`Unknown option ${quote(raw)}: see "net-bouncer report --help"`);
+    }
+    if (spec.type === "boolean") {
+      if (token.inlineValue) throw new UsageError(`Option ${quote(token.rawName)} takes no value`);
       result.help = true;
       continue;
     }
-    if (!arg.startsWith("-") || arg === "-") {
-      result.files.push(arg);
-      continue;
+    if (token.value === undefined) {
+      throw new UsageError(`Option ${quote(token.rawName)} needs a value: ${spec.value}`);
     }
-    const equals = arg.indexOf("=");
-    const name = equals > 0 ? arg.slice(0, equals) : arg;
-    if (!["--format", "--top", "--since", "--until", "--geoip"].includes(name)) {
-      throw new UsageError(`Unknown option "${name}": see "net-bouncer report --help"`);
+    const earlier = values.get(token.name);
+    if (earlier !== undefined) {
+      throw new UsageError(
+        `Option ${quote(token.rawName)} given twice: ${quote(earlier)} and ${quote(token.value)}`,
+      );
     }
-    let value: string;
-    if (equals > 0) {
-      value = arg.slice(equals + 1);
-    } else {
-      if (i + 1 >= args.length) throw new UsageError(`Option "${name}" needs a value`);
-      value = args[++i];
-    }
-    switch (name) {
-      case "--format":
-        if (!(REPORT_FORMATS as readonly string[]).includes(value)) {
-          throw new UsageError(
-            `Invalid --format "${value}": expected one of ${REPORT_FORMATS.join(", ")}`,
-          );
-        }
-        result.format = value as ReportFormat;
-        break;
-      case "--top":
-        if (!/^\d{1,6}$/.test(value) || Number(value) < 1) {
-          throw new UsageError(`Invalid --top "${value}": expected a whole number from 1`);
-        }
-        result.top = Number(value);
-        break;
-      case "--since":
-        since = value;
-        break;
-      case "--until":
-        until = value;
-        break;
-      case "--geoip":
-        if (value === "") throw new UsageError('Option "--geoip" needs a file');
-        result.geoip = value;
-        break;
-    }
+    values.set(token.name, token.value);
   }
+  const format = values.get("format");
+  if (format !== undefined) {
+    if (!(REPORT_FORMATS as readonly string[]).includes(format)) {
+      throw badValue("--format", format, `allowed choices are ${REPORT_FORMATS.join(", ")}`);
+    }
+    result.format = format as ReportFormat;
+  }
+  const top = values.get("top");
+  if (top !== undefined) {
+    if (!/^\d{1,6}$/.test(top) || Number(top) < 1) {
+      throw badValue("--top", top, `expected a whole number from 1 to ${TOP_MAX}`);
+    }
+    result.top = Number(top);
+  }
+  const geoip = values.get("geoip");
+  if (geoip !== undefined) {
+    if (geoip === "") {
+      throw new UsageError('Option "--geoip" needs a file path, not an empty value');
+    }
+    result.geoip = geoip;
+  }
+  const since = values.get("since");
+  const until = values.get("until");
   if (since !== undefined) result.since = parseTime(since, { option: "--since", ...options });
   if (until !== undefined) result.until = parseTime(until, { option: "--until", ...options });
   if (result.since !== undefined && result.until !== undefined && result.since >= result.until) {
-    throw new UsageError(`Invalid period: --since "${since}" is not before --until "${until}"`);
+    throw new UsageError(
+      `Options "--since" and "--until" select nothing: ${quote(since!)} is not before ${
+        quote(until!)
+      }`,
+    );
   }
   return result;
 }

@@ -1,14 +1,36 @@
 /**
  * The report as one self-contained HTML page: inline CSS and SVG charts, no script, no font or
- * image from anywhere (a Content-Security-Policy forbids every request), readable on a phone.
+ * image from anywhere (a Content-Security-Policy forbids every request). Its tables fit the
+ * page: narrower screens show fewer columns (CSS media queries), a phone the address, the
+ * connections, the ports and the country.
  */
 import type { Bucket, SourceRow, Summary } from "./stats.ts";
-import { formatCount, formatPorts } from "./text.ts";
+import {
+  asText,
+  countOf,
+  formatCount,
+  formatPorts,
+  linesText,
+  maxConnections,
+  type SourceColumn,
+  sourceColumns,
+  zoneLabel,
+} from "./table.ts";
 
 /** Width of one bar of the chart over time in SVG units (the chart stretches to the page). */
 const BUCKET_WIDTH = 10;
 /** Height of the charts' SVG coordinate system; CSS sets the size on the page. */
 const CHART_UNITS = 100;
+/** Ports listed in a cell of the HTML tables (all of them in its tooltip): one line at 1200 px. */
+const HTML_PORTS_SHOWN = 4;
+/** What an empty cell shows (no country, no AS). */
+const NONE = "–";
+
+/** Options of {@linkcode formatHtmlReport}. */
+export interface HtmlReportOptions {
+  /** The name of an ISO country code (`NL`: `Netherlands`); without it, the code. */
+  countryName?: (code: string) => string;
+}
 
 const ESCAPES: Record<string, string> = {
   "&": "&amp;",
@@ -31,7 +53,7 @@ const STYLE = `
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--text); line-height: 1.45;
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
-main { max-width: 1040px; margin: 0 auto; padding: 20px 14px 40px; }
+main { max-width: 1200px; margin: 0 auto; padding: 20px 14px 40px; }
 h1 { font-size: 1.5rem; margin: 0 0 4px; }
 h2 { font-size: 1.1rem; margin: 0 0 12px; }
 .period { color: var(--muted); margin: 0 0 18px; }
@@ -56,23 +78,40 @@ svg .grid { stroke: var(--line); stroke-width: 1; }
 .hbar .key { text-align: right; font-weight: 600; }
 .hbar .value { color: var(--muted); font-size: .85rem; }
 .hbar svg { width: 100%; height: 18px; }
-@media (max-width: 600px) { .chart svg { height: 160px; } }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; width: 100%; font-size: .9rem; white-space: nowrap; }
-th, td { padding: 6px 10px; text-align: left; border-bottom: 1px solid var(--line); }
-th { color: var(--muted); font-weight: 600; font-size: .78rem; text-transform: uppercase;
+table { border-collapse: collapse; width: 100%; font-size: .85rem; white-space: nowrap; }
+th, td { padding: 6px 8px; text-align: left; border-bottom: 1px solid var(--line); }
+th { color: var(--muted); font-weight: 600; font-size: .72rem; text-transform: uppercase;
   letter-spacing: .03em; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-td.addr { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85rem; }
-td.ports { white-space: normal; min-width: 8em; }
+td.c-name { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .8rem; }
+td.c-first, td.c-last { font-variant-numeric: tabular-nums; }
+td.c-country, td.c-as { max-width: 11em; overflow: hidden; text-overflow: ellipsis; }
+.short { display: none; }
 table.narrow { width: auto; min-width: min(100%, 420px); }
 tr:last-child td { border-bottom: 0; }
 .note { color: var(--muted); font-size: .85rem; margin: 8px 0 0; }
 footer { color: var(--muted); font-size: .85rem; text-align: center; }
-@media (max-width: 600px) { .card b { font-size: 1.3rem; } section { padding: 12px; } }
+@media (max-width: 900px) {
+  .c-first, .c-as { display: none; }
+  td.c-name { white-space: normal; overflow-wrap: anywhere; }
+}
+@media (max-width: 600px) {
+  .chart svg { height: 160px; }
+  .card b { font-size: 1.3rem; }
+  section { padding: 12px; }
+  main { padding: 16px 10px 32px; }
+  .c-sources, .c-last { display: none; }
+  th, td { padding: 6px 5px; }
+  td.c-ports { white-space: normal; }
+  td.c-country .long { display: none; }
+  td.c-country .short { display: inline; }
+}
 `;
 
-function card(value: number, label: string): string {
+/** A figure and its noun (`connections`, or `connection` for 1). */
+function card(value: number, noun: string): string {
+  const label = countOf(value, noun).slice(formatCount(value).length + 1);
   return `<div class="card"><b>${formatCount(value)}</b><span>${escapeHtml(label)}</span></div>`;
 }
 
@@ -82,7 +121,7 @@ function card(value: number, label: string): string {
  */
 function timelineChart(summary: Summary): string {
   const buckets: Bucket[] = summary.buckets;
-  const max = Math.max(1, ...buckets.map((bucket) => bucket.connections));
+  const max = maxConnections(buckets);
   const width = buckets.length * BUCKET_WIDTH;
   const gap = buckets.length > 200 ? 0 : BUCKET_WIDTH * 0.15;
   const label = (ms: number) =>
@@ -125,7 +164,7 @@ function timelineChart(summary: Summary): string {
 
 /** Connections per port: one row each, the bar in inline SVG, the numbers in HTML. */
 function portsChart(summary: Summary): string {
-  const max = Math.max(1, ...summary.ports.map((row) => row.connections));
+  const max = maxConnections(summary.ports);
   const rows = summary.ports.map((row) => {
     const width = Math.max(0.5, row.connections / max * CHART_UNITS).toFixed(2);
     return `<div class="hbar"><span class="key">${row.port}</span>` +
@@ -137,41 +176,69 @@ function portsChart(summary: Summary): string {
   return `<div id="ports-chart">${rows.join("")}</div>`;
 }
 
-function sourceTable(
-  summary: Summary,
-  options: { rows: SourceRow[]; networks: boolean; id: string },
-): string {
-  const { rows, networks, id } = options;
-  const country = summary.countries !== null;
-  const as = summary.autonomousSystems !== null;
-  const head = [
-    `<th>${networks ? "Network" : "Address"}</th>`,
-    `<th class="n">Connections</th>`,
-    networks ? `<th class="n">Sources</th>` : "",
-    "<th>First seen</th><th>Last seen</th><th>Ports</th>",
-    country ? "<th>Country</th>" : "",
-    as ? "<th>AS</th>" : "",
-  ].join("");
-  const body = rows.map((row) =>
-    "<tr>" + [
-      `<td class="addr">${escapeHtml(row.name)}</td>`,
-      `<td class="n">${formatCount(row.connections)}</td>`,
-      networks ? `<td class="n">${formatCount(row.sources)}</td>` : "",
-      `<td>${summary.zone.dateTime(row.first)}</td>`,
-      `<td>${summary.zone.dateTime(row.last)}</td>`,
-      `<td class="ports" title="${row.ports.join(", ")}">${
-        escapeHtml(formatPorts(row.ports).replaceAll(",", ", "))
-      }</td>`,
-      country ? `<td>${escapeHtml(row.country ?? "–")}</td>` : "",
-      as ? `<td>${escapeHtml(asText(row.asNumber, row.asOrganization))}</td>` : "",
-    ].join("") + "</tr>"
-  ).join("\n");
-  return `<div class="scroll"><table id="${id}"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
+/** Whether all of the report's connections fall in one year (its period line shows which). */
+function oneYear(summary: Summary): boolean {
+  const { first, last, zone } = summary;
+  return first !== null && last !== null && zone.parts(first).year === zone.parts(last).year;
 }
 
-function asText(asNumber: number | null, organization: string | null): string {
-  if (asNumber === null) return "–";
-  return organization === null ? `AS${asNumber}` : `AS${asNumber} ${organization}`;
+/**
+ * A cell of the sources or networks table. Times drop the year when the period line gives it
+ * (their `datetime` keeps it); ports, country and AS name what a cell cannot show in a tooltip.
+ */
+function sourceCell(
+  column: SourceColumn,
+  row: SourceRow,
+  options: { summary: Summary; countryName: (code: string) => string; sameYear: boolean },
+): string {
+  const { summary, countryName, sameYear } = options;
+  const classes = `c-${column.key}${column.right ? " n" : ""}`;
+  switch (column.key) {
+    case "first":
+    case "last": {
+      const ms = column.key === "first" ? row.first : row.last;
+      const text = summary.zone.dateTime(ms);
+      return `<td class="${classes}"><time datetime="${summary.zone.rfc3339(ms)}" title="${text}">${
+        sameYear ? text.slice(text.indexOf("-") + 1) : text
+      }</time></td>`;
+    }
+    case "ports":
+      return `<td class="${classes}" title="${row.ports.join(", ")}">${
+        formatPorts(row.ports, { shown: HTML_PORTS_SHOWN, separator: ", " })
+      }</td>`;
+    case "country": {
+      if (row.country === null) return `<td class="${classes}">${NONE}</td>`;
+      const code = escapeHtml(row.country);
+      const name = escapeHtml(countryName(row.country));
+      return `<td class="${classes}" title="${name} (${code})"><span class="long">${name}</span>` +
+        `<span class="short">${code}</span></td>`;
+    }
+    default: {
+      const text = escapeHtml(column.text(row) ?? NONE);
+      return `<td class="${classes}"${column.key === "as" ? ` title="${text}"` : ""}>${text}</td>`;
+    }
+  }
+}
+
+function sourceTable(
+  summary: Summary,
+  options: {
+    rows: SourceRow[];
+    networks: boolean;
+    id: string;
+    countryName: (code: string) => string;
+  },
+): string {
+  const { rows, networks, id, countryName } = options;
+  const columns = sourceColumns(summary, { networks });
+  const head = columns.map((column) =>
+    `<th class="c-${column.key}${column.right ? " n" : ""}">${escapeHtml(column.header)}</th>`
+  ).join("");
+  const cell = { summary, countryName, sameYear: oneYear(summary) };
+  const body = rows.map((row) =>
+    "<tr>" + columns.map((column) => sourceCell(column, row, cell)).join("") + "</tr>"
+  ).join("\n");
+  return `<div class="scroll"><table id="${id}"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function simpleTable(id: string, table: { headers: string[]; rows: string[][] }): string {
@@ -188,9 +255,9 @@ function simpleTable(id: string, table: { headers: string[]; rows: string[][] })
 }
 
 /** The HTML page of `summary`. */
-export function formatHtmlReport(summary: Summary): string {
+export function formatHtmlReport(summary: Summary, options: HtmlReportOptions = {}): string {
+  const { countryName = (code: string) => code } = options;
   const zone = summary.zone;
-  const counts = summary.counts;
   const period = summary.first === null || summary.last === null
     ? "No connections"
     : `${zone.dateTime(summary.first)} to ${zone.dateTime(summary.last)}`;
@@ -200,20 +267,27 @@ export function formatHtmlReport(summary: Summary): string {
     : "";
   const sections: string[] = [];
   if (summary.connections > 0) {
+    const more = summary.portCount - summary.ports.length;
     sections.push(
       `<section><h2>Connections per ${summary.unit}</h2>${timelineChart(summary)}</section>`,
       `<section><h2>Ports</h2>${portsChart(summary)}${
-        summary.portCount > summary.ports.length
-          ? `<p class="note">and ${
-            formatCount(summary.portCount - summary.ports.length)
-          } more ports</p>`
-          : ""
+        more > 0 ? `<p class="note">and ${countOf(more, "more port")}</p>` : ""
       }</section>`,
       `<section><h2>Top sources</h2>${
-        sourceTable(summary, { rows: summary.topSources, networks: false, id: "sources" })
+        sourceTable(summary, {
+          rows: summary.topSources,
+          networks: false,
+          id: "sources",
+          countryName,
+        })
       }</section>`,
       `<section><h2>Top networks <small>(/24 IPv4, /48 IPv6)</small></h2>${
-        sourceTable(summary, { rows: summary.topNetworks, networks: true, id: "networks" })
+        sourceTable(summary, {
+          rows: summary.topNetworks,
+          networks: true,
+          id: "networks",
+          countryName,
+        })
       }</section>`,
     );
     if (summary.countries !== null && summary.countries.length > 0) {
@@ -224,7 +298,7 @@ export function formatHtmlReport(summary: Summary): string {
             {
               headers: ["Country", "Connections", "Sources"],
               rows: summary.countries.map((row) => [
-                row.country,
+                `${countryName(row.country)} (${row.country})`,
                 formatCount(row.connections),
                 formatCount(row.sources),
               ]),
@@ -241,7 +315,7 @@ export function formatHtmlReport(summary: Summary): string {
             {
               headers: ["AS", "Connections", "Sources"],
               rows: summary.autonomousSystems.map((row) => [
-                asText(row.asNumber, row.asOrganization),
+                asText(row.asNumber, row.asOrganization) ?? NONE,
                 formatCount(row.connections),
                 formatCount(row.sources),
               ]),
@@ -251,13 +325,6 @@ export function formatHtmlReport(summary: Summary): string {
       );
     }
   }
-  const skipped = `${formatCount(counts.lines)} lines read; skipped: ${
-    formatCount(counts.otherEvents)
-  } other events, ${formatCount(counts.unreadable)} unreadable${
-    summary.since !== null || summary.until !== null
-      ? `, ${formatCount(summary.outside)} outside the period`
-      : ""
-  }`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -270,12 +337,12 @@ export function formatHtmlReport(summary: Summary): string {
 <body>
 <main>
 <h1>net-bouncer report</h1>
-<p class="period">${escapeHtml(period)} (${escapeHtml(zone.name)})${escapeHtml(selected)}</p>
-<div class="cards">${card(summary.connections, "connections")}${card(summary.sources, "sources")}${
-    card(summary.networkCount, "networks")
-  }${card(summary.portCount, "ports")}</div>
+<p class="period">${escapeHtml(period)} (${escapeHtml(zoneLabel(zone))})${escapeHtml(selected)}</p>
+<div class="cards">${card(summary.connections, "connection")}${card(summary.sources, "source")}${
+    card(summary.networkCount, "network")
+  }${card(summary.portCount, "port")}</div>
 ${sections.join("\n")}
-<footer>${escapeHtml(skipped)}</footer>
+<footer>${escapeHtml(linesText(summary))}</footer>
 </main>
 </body>
 </html>

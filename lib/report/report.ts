@@ -4,15 +4,16 @@
  */
 import { Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { isOsError, reason, UsageError, withMessage } from "../errors.ts";
+import { isOsError, quote, reason, UsageError, withMessage } from "../errors.ts";
 import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./args.ts";
 import { GeoDatabase } from "./geoip.ts";
 import { formatHtmlReport } from "./html.ts";
 import { toJsonReport } from "./json.ts";
 import { LogParser } from "./parse.ts";
 import { ConnectionStats, summarize } from "./stats.ts";
-import { formatCount, formatTextReport } from "./text.ts";
-import { Zone } from "./zone.ts";
+import { formatCount } from "./table.ts";
+import { formatTextReport } from "./text.ts";
+import { FALLBACK_ZONE, Zone } from "./zone.ts";
 
 /** Inputs that take longer than this show a progress line (on a terminal). */
 const PROGRESS_DELAY_MS = 1000;
@@ -226,7 +227,7 @@ async function openInput(path: string): Promise<Deno.FsFile> {
 }
 
 async function run(parsed: ReportArgs, options: ReportOptions, zone: Zone): Promise<void> {
-  const geo = parsed.geoip === null ? undefined : GeoDatabase.open(parsed.geoip);
+  const geo = parsed.geoip === null ? undefined : await GeoDatabase.open(parsed.geoip);
   const period = { since: parsed.since, until: parsed.until };
   const stats = new ConnectionStats(period);
   const parser = new LogParser(stats, zone);
@@ -259,7 +260,9 @@ async function run(parsed: ReportArgs, options: ReportOptions, zone: Zone): Prom
       text = JSON.stringify(toJsonReport(summary), null, 2) + "\n";
       break;
     case "html":
-      text = formatHtmlReport(summary);
+      text = formatHtmlReport(summary, {
+        countryName: geo === undefined ? undefined : (code) => geo.countryName(code),
+      });
       break;
     default:
       text = formatTextReport(summary, {
@@ -283,6 +286,14 @@ export async function report(args: string[], options: ReportOptions): Promise<nu
     if (parsed.help) {
       await options.stdout(REPORT_USAGE);
       return 0;
+    }
+    if (zone.fallback) {
+      // Intl knows no such zone (TZ=Foo/Bar); the daemon's Date wrote its lines in UTC then.
+      await options.stderr(
+        `net-bouncer: warning: Unknown time zone ${
+          options.timeZone === undefined ? "(see TZ and /etc/localtime)" : quote(options.timeZone)
+        }: times are read and shown in ${FALLBACK_ZONE}\n`,
+      );
     }
     await run(parsed, options, zone);
     return 0;

@@ -1,5 +1,14 @@
 /** The report for a terminal: aligned tables and a bar chart of connections over time. */
 import type { Bucket, SourceRow, Summary } from "./stats.ts";
+import {
+  asText,
+  countOf,
+  formatCount,
+  linesText,
+  maxConnections,
+  sourceColumns,
+  zoneLabel,
+} from "./table.ts";
 
 /** Columns of the chart over time; longer timelines put several bars in one column. */
 const CHART_COLUMNS = 72;
@@ -7,8 +16,6 @@ const CHART_COLUMNS = 72;
 const CHART_ROWS = 8;
 /** Width of the bars in the ports table. */
 const PORT_BAR_WIDTH = 30;
-/** Ports listed in a row of a table; the rest are counted. */
-const PORTS_SHOWN = 6;
 const BLOCKS = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
 
 /** ANSI styles, or none. */
@@ -25,21 +32,6 @@ const COLOR: Style = {
   bar: (t) => `\x1b[36m${t}\x1b[39m`,
 };
 
-/** `12,345`. */
-export function formatCount(value: number): string {
-  return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-
-/** `22, 23, 80 +4`: the first ports of a row and how many more. */
-export function formatPorts(ports: number[], shown = PORTS_SHOWN): string {
-  const head = ports.slice(0, shown).join(",");
-  return ports.length > shown ? `${head} +${ports.length - shown}` : head;
-}
-
-function plural(count: number, noun: string, nouns = `${noun}s`): string {
-  return `${formatCount(count)} ${count === 1 ? noun : nouns}`;
-}
-
 /** A table: header, rows of cells, right-aligned columns, and text after each row. */
 interface Table {
   headers: string[];
@@ -50,9 +42,11 @@ interface Table {
 
 /** Rows of cells aligned in columns. */
 function table(style: Style, { headers, rows, right, tails = [] }: Table): string[] {
-  const widths = headers.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => row[column].length))
-  );
+  // A loop, not Math.max(...rows): --top may ask for more rows than the call stack holds.
+  const widths = headers.map((header) => header.length);
+  for (const row of rows) {
+    row.forEach((cell, column) => widths[column] = Math.max(widths[column], cell.length));
+  }
   const line = (cells: string[]) =>
     "  " +
     cells.map((cell, column) =>
@@ -64,43 +58,21 @@ function table(style: Style, { headers, rows, right, tails = [] }: Table): strin
   ];
 }
 
-function geoColumns(summary: Summary): { country: boolean; as: boolean } {
-  return { country: summary.countries !== null, as: summary.autonomousSystems !== null };
-}
-
 function sourceTable(
   summary: Summary,
   options: { style: Style; rows: SourceRow[]; title: string; networks: boolean },
 ): string[] {
   const { style, rows } = options;
-  const geo = geoColumns(summary);
-  const headers = [
-    options.networks ? "NETWORK" : "ADDRESS",
-    "CONNECTIONS",
-    ...(options.networks ? ["SOURCES"] : []),
-    "FIRST SEEN",
-    "LAST SEEN",
-    "PORTS",
-    ...(geo.country ? ["COUNTRY"] : []),
-    ...(geo.as ? ["AS"] : []),
+  const columns = sourceColumns(summary, { networks: options.networks });
+  return [
+    "",
+    style.bold(options.title),
+    ...table(style, {
+      headers: columns.map((column) => column.header.toUpperCase()),
+      rows: rows.map((row) => columns.map((column) => column.text(row) ?? "-")),
+      right: columns.map((column) => column.right),
+    }),
   ];
-  const right = headers.map((header) => header === "CONNECTIONS" || header === "SOURCES");
-  const cells = rows.map((row) => [
-    row.name,
-    formatCount(row.connections),
-    ...(options.networks ? [formatCount(row.sources)] : []),
-    summary.zone.dateTime(row.first),
-    summary.zone.dateTime(row.last),
-    formatPorts(row.ports),
-    ...(geo.country ? [row.country ?? "-"] : []),
-    ...(geo.as ? [asText(row.asNumber, row.asOrganization)] : []),
-  ]);
-  return ["", style.bold(options.title), ...table(style, { headers, rows: cells, right })];
-}
-
-function asText(asNumber: number | null, organization: string | null): string {
-  if (asNumber === null) return "-";
-  return organization === null ? `AS${asNumber}` : `AS${asNumber} ${organization}`;
 }
 
 /** The chart over time: columns of eighth blocks, several bars per column when there are many. */
@@ -115,7 +87,7 @@ function chart(style: Style, summary: Summary): string[] {
       connections: group.reduce((sum, bucket) => sum + bucket.connections, 0),
     });
   }
-  const max = Math.max(1, ...columns.map((column) => column.connections));
+  const max = maxConnections(columns);
   const unit = summary.unit;
   const per = perColumn === 1 ? `per ${unit}` : `per ${perColumn} ${unit}s`;
   const lines = ["", style.bold(`Connections ${per}`)];
@@ -156,33 +128,25 @@ function chart(style: Style, summary: Summary): string[] {
 export function formatTextReport(summary: Summary, options: { color: boolean }): string {
   const style = options.color ? COLOR : PLAIN;
   const zone = summary.zone;
-  const counts = summary.counts;
   const lines: string[] = [];
   const period = summary.first === null || summary.last === null
     ? "no connections"
     : `${zone.dateTime(summary.first)} to ${zone.dateTime(summary.last)}`;
-  lines.push(`${style.bold("net-bouncer report")}  ${period} ${style.dim(`(${zone.name})`)}`);
+  lines.push(`${style.bold("net-bouncer report")}  ${period} ${style.dim(`(${zoneLabel(zone)})`)}`);
   if (summary.since !== null || summary.until !== null) {
     const since = summary.since === null ? "the start" : zone.dateTime(summary.since);
     const until = summary.until === null ? "the end" : zone.dateTime(summary.until);
     lines.push(`Selected: from ${since} until ${until}`);
   }
   lines.push(
-    `${plural(summary.connections, "connection")} from ${plural(summary.sources, "source")} in ${
-      plural(summary.networkCount, "network")
-    } on ${plural(summary.portCount, "port")}`,
+    `${countOf(summary.connections, "connection")} from ${countOf(summary.sources, "source")} in ${
+      countOf(summary.networkCount, "network")
+    } on ${countOf(summary.portCount, "port")}`,
   );
-  const skipped = [
-    plural(counts.otherEvents, "other event"),
-    `${formatCount(counts.unreadable)} unreadable`,
-  ];
-  if (summary.since !== null || summary.until !== null) {
-    skipped.push(`${formatCount(summary.outside)} outside the period`);
-  }
-  lines.push(style.dim(`${plural(counts.lines, "line")} read; skipped: ${skipped.join(", ")}`));
+  lines.push(style.dim(linesText(summary)));
   if (summary.connections === 0) return lines.join("\n") + "\n";
 
-  const maxPort = Math.max(...summary.ports.map((row) => row.connections));
+  const maxPort = maxConnections(summary.ports);
   lines.push("", style.bold("Ports"));
   lines.push(
     ...table(style, {
@@ -199,7 +163,9 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
     }),
   );
   if (summary.portCount > summary.ports.length) {
-    lines.push(style.dim(`  and ${plural(summary.portCount - summary.ports.length, "more port")}`));
+    lines.push(
+      style.dim(`  and ${countOf(summary.portCount - summary.ports.length, "more port")}`),
+    );
   }
   lines.push(...sourceTable(summary, {
     style,
@@ -230,7 +196,7 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
     lines.push(...table(style, {
       headers: ["AS", "CONNECTIONS", "SOURCES"],
       rows: summary.autonomousSystems.map((row) => [
-        asText(row.asNumber, row.asOrganization),
+        asText(row.asNumber, row.asOrganization) ?? "-",
         formatCount(row.connections),
         formatCount(row.sources),
       ]),

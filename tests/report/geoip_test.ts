@@ -1,92 +1,24 @@
 /**
- * `--geoip` with autonomous system data: a tiny MaxMind-format database written here (the npm
- * database the other tests use has countries only), read through mmdb-lib like any other.
+ * `--geoip` with autonomous system data and country names: a tiny MaxMind-format database
+ * written here (tests/report/_mmdb.ts; the npm database the other tests use has country codes
+ * only), read through mmdb-lib like any other; and what is never read as a database.
  */
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import geoPackage from "@ip-location-db/geo-whois-asn-country-mmdb/package.json" with {
+  type: "json",
+};
 import { report } from "../../lib/report/report.ts";
-import { GeoDatabase } from "../../lib/report/geoip.ts";
+import { countryNameOf, GeoDatabase, GEOIP_MAX_BYTES } from "../../lib/report/geoip.ts";
 import type { JsonReport } from "../../lib/report/json.ts";
 import { withTempDir } from "../_util.ts";
+import { mmdb } from "./_mmdb.ts";
 
-type Value = string | number | Value[] | { [key: string]: Value };
-
+const GEO_DATABASE = `${
+  dirname(fileURLToPath(import.meta.resolve(`${geoPackage.name}/package.json`)))
+}/geo-whois-asn-country.mmdb`;
 const encoder = new TextEncoder();
-
-/** The control bytes of a field of `type` (MaxMind DB format 2.0) and `size` (below 285). */
-function control(type: number, size: number): number[] {
-  // Sizes from 29 take one more byte after the type bytes: size - 29.
-  const [bits, extra] = size < 29 ? [size, []] : [29, [size - 29]];
-  const head = type <= 7 ? [(type << 5) | bits] : [bits, type - 7];
-  return [...head, ...extra];
-}
-
-/** A value in the MaxMind DB data format: strings, uint32, arrays and maps. */
-function encode(value: Value): number[] {
-  if (typeof value === "string") {
-    const bytes = [...encoder.encode(value)];
-    return [...control(2, bytes.length), ...bytes];
-  }
-  if (typeof value === "number") {
-    const bytes: number[] = [];
-    for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256);
-    return [...control(6, bytes.length), ...bytes];
-  }
-  if (Array.isArray(value)) return [...control(11, value.length), ...value.flatMap(encode)];
-  const entries = Object.entries(value);
-  return [
-    ...control(7, entries.length),
-    ...entries.flatMap(([k, v]) => [...encode(k), ...encode(v)]),
-  ];
-}
-
-/** An IPv4 MaxMind DB (24-bit records) mapping each `a.b.c.d/len` to its record. */
-function mmdb(networks: Record<string, Value>): Uint8Array {
-  // Nodes of a binary trie; a record is a node index, a data offset, or empty.
-  type Slot = { node: number } | { data: number } | null;
-  const nodes: [Slot, Slot][] = [[null, null]];
-  const data: number[] = [];
-  for (const [cidr, record] of Object.entries(networks)) {
-    const [address, length] = cidr.split("/");
-    const bits = address.split(".").reduce((sum, octet) => sum * 256 + Number(octet), 0);
-    const offset = data.length;
-    data.push(...encode(record));
-    let node = 0;
-    for (let depth = 0; depth < Number(length); depth++) {
-      const bit = Math.floor(bits / 2 ** (31 - depth)) % 2;
-      if (depth === Number(length) - 1) {
-        nodes[node][bit] = { data: offset };
-      } else {
-        const next = nodes[node][bit];
-        if (next !== null && "node" in next) {
-          node = next.node;
-        } else {
-          nodes.push([null, null]);
-          nodes[node][bit] = { node: nodes.length - 1 };
-          node = nodes.length - 1;
-        }
-      }
-    }
-  }
-  const count = nodes.length;
-  const value = (slot: Slot) =>
-    slot === null ? count : "node" in slot ? slot.node : count + 16 + slot.data;
-  const tree = nodes.flatMap(([left, right]) =>
-    [value(left), value(right)].flatMap((v) => [(v >> 16) & 255, (v >> 8) & 255, v & 255])
-  );
-  const metadata = encode({
-    binary_format_major_version: 2,
-    binary_format_minor_version: 0,
-    build_epoch: 1_700_000_000,
-    database_type: "Test-Country-ASN",
-    description: { en: "net-bouncer test database" },
-    ip_version: 4,
-    languages: ["en"],
-    node_count: count,
-    record_size: 24,
-  });
-  const marker = [0xab, 0xcd, 0xef, ...encoder.encode("MaxMind.com")];
-  return new Uint8Array([...tree, ...new Array(16).fill(0), ...data, ...marker, ...metadata]);
-}
 
 function textLine(ms: number, ip: string, port: number): string {
   const iso = new Date(ms).toISOString();
@@ -123,12 +55,17 @@ const DATABASE = {
   "198.51.100.0/25": { autonomous_system_number: 64501 },
   // ip-location-db's country field.
   "203.0.113.0/24": { country_code: "FR" },
+  // GeoLite2's country with its names.
+  "100.64.0.0/24": {
+    country: { iso_code: "BA", names: { en: "Bosnia and Herzegovina", de: "Bosnien" } },
+  },
+  "2001:db8:1::/48": { country: { iso_code: "NL" }, autonomous_system_number: 64502 },
 };
 
 Deno.test("report geoip: the test database reads back through mmdb-lib", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     Deno.writeFileSync(`${dir}/test.mmdb`, mmdb(DATABASE));
-    const geo = GeoDatabase.open(`${dir}/test.mmdb`);
+    const geo = await GeoDatabase.open(`${dir}/test.mmdb`);
     assert.deepEqual(geo.lookup("192.0.2.77"), {
       country: "DE",
       asNumber: 64500,
@@ -148,7 +85,56 @@ Deno.test("report geoip: the test database reads back through mmdb-lib", async (
     // An IPv6 address in an IPv4-only database, and garbage: nothing, no error.
     assert.deepEqual(geo.lookup("2001:db8::1").country, null);
     assert.deepEqual(geo.lookup("not an address").country, null);
-    return Promise.resolve();
+    assert.deepEqual(geo.lookup("2001:db8:1:2::3"), {
+      country: "NL",
+      asNumber: 64502,
+      asOrganization: null,
+    });
+    // Names: the database's where it has them, else the English name ICU knows, else the code.
+    assert.equal(geo.lookup("100.64.0.1").country, "BA");
+    assert.equal(geo.countryName("BA"), "Bosnia and Herzegovina");
+    assert.equal(geo.countryName("NL"), "Netherlands");
+    assert.equal(countryNameOf("DE"), "Germany");
+    assert.equal(countryNameOf("not a code"), "not a code");
+  });
+});
+
+Deno.test("report geoip: text that is not an IP address gets no country", async () => {
+  const geo = await GeoDatabase.open(GEO_DATABASE);
+  assert.equal(geo.lookup("1.2.3.4").country, "PL");
+  // mmdb-lib reads these as 1.2.3.4 and 1.2.0.3.
+  for (const text of ["1.2.3.4.5.6.7", "1.2.3", "1.2.3.4 ", "01.2.3.4x"]) {
+    assert.deepEqual(geo.lookup(text), { country: null, asNumber: null, asOrganization: null });
+  }
+});
+
+Deno.test("report geoip: only a regular file up to the size limit is read", async () => {
+  await withTempDir(async (dir) => {
+    const expectError = async (path: string, pattern: RegExp) => {
+      await assert.rejects(GeoDatabase.open(path), (error: Error) => {
+        assert.match(error.message, pattern);
+        return true;
+      });
+    };
+    const notRegular = /^Cannot read GeoIP database "[^"]+": not a regular file$/;
+    await expectError("/dev/zero", notRegular);
+    await expectError(dir, notRegular);
+    // A FIFO without a writer: opening it would block; it is refused before.
+    const fifo = `${dir}/fifo`;
+    const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mkfifo.success);
+    await expectError(fifo, notRegular);
+    // A symbolic link to a FIFO too.
+    Deno.symlinkSync(fifo, `${dir}/link`);
+    await expectError(`${dir}/link`, notRegular);
+    // A sparse file one byte over the limit: refused before it is read.
+    const large = `${dir}/large.mmdb`;
+    Deno.writeFileSync(large, new Uint8Array());
+    Deno.truncateSync(large, GEOIP_MAX_BYTES + 1);
+    await expectError(
+      large,
+      new RegExp(`: larger than ${GEOIP_MAX_BYTES / 1024 / 1024} MiB$`),
+    );
   });
 });
 

@@ -249,7 +249,7 @@ Deno.test({
       assert.equal(rows("sources"), 6);
       assert.equal(rows("networks"), 6);
       assert.equal(rows("countries"), 4); // NL, US, DE, AU (203.0.113.5 and 1.1.1.1: AU)
-      assert.match(html, /<td class="addr">193\.0\.6\.139<\/td>/);
+      assert.match(html, /<td class="c-name">193\.0\.6\.139<\/td>/);
 
       for (const [name, size] of [["desktop", "1200,1800"], ["phone", "390,1600"]]) {
         const file = `${dir}/${name}.png`;

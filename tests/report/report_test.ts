@@ -101,28 +101,122 @@ function assertError(result: Result, code: number, message: string | RegExp): vo
 }
 
 Deno.test("report: usage errors are one line and exit 2", async () => {
+  const timeHelp = "expected a date (2026-11-25), a date and time (2026-11-25T08:00) or a time " +
+    "ago (24h, 7d)";
   const cases: [string[], string][] = [
     [["--bogus"], 'Unknown option "--bogus": see "net-bouncer report --help"'],
-    [["--format", "xml"], 'Invalid --format "xml": expected one of text, json, html'],
-    [["--top", "0"], 'Invalid --top "0": expected a whole number from 1'],
-    [["--top=x"], 'Invalid --top "x": expected a whole number from 1'],
-    [["--since"], 'Option "--since" needs a value'],
+    [["--bogus=1"], 'Unknown option "--bogus": see "net-bouncer report --help"'],
+    [["-x"], 'Unknown option "-x": see "net-bouncer report --help"'],
+    [["-help"], 'Unknown option "-help": see "net-bouncer report --help"'],
+    [["--help=yes"], 'Option "--help" takes no value'],
     [
-      ["--since", "yesterday"],
-      'Invalid --since "yesterday": expected a date (2026-11-25), a date and time ' +
-      "(2026-11-25T08:00) or a time ago (24h, 7d)",
+      ["--format", "xml"],
+      'Option "--format" cannot be "xml": allowed choices are text, json, html',
     ],
-    [
-      ["--until", "2026-02-30"],
-      'Invalid --until "2026-02-30": expected a date (2026-11-25), a date and time ' +
-      "(2026-11-25T08:00) or a time ago (24h, 7d)",
-    ],
+    [["--format", "json", "--format=html"], 'Option "--format" given twice: "json" and "html"'],
+    [["--top", "0"], 'Option "--top" cannot be "0": expected a whole number from 1 to 999999'],
+    [["--top=x"], 'Option "--top" cannot be "x": expected a whole number from 1 to 999999'],
+    [["--since"], 'Option "--since" needs a value: TIME'],
+    [["--geoip="], 'Option "--geoip" needs a file path, not an empty value'],
+    [["--since", "yesterday"], `Option "--since" cannot be "yesterday": ${timeHelp}`],
+    [["--until", "2026-02-30"], `Option "--until" cannot be "2026-02-30": ${timeHelp}`],
+    [["--since", "x\x1b[2J"], `Option "--since" cannot be "x\\x1b[2J": ${timeHelp}`],
     [
       ["--since", "1h", "--until", "2h"],
-      'Invalid period: --since "1h" is not before --until "2h"',
+      'Options "--since" and "--until" select nothing: "1h" is not before "2h"',
+    ],
+    // Past what a date holds (Date: "Invalid time value", exit 1, before).
+    [
+      ["--since", "999999999w"],
+      'Option "--since" cannot be "999999999w": out of range (years 0000 to 9999)',
+    ],
+    [
+      ["--since", "999999999d"],
+      'Option "--since" cannot be "999999999d": out of range (years 0000 to 9999)',
+    ],
+    [
+      ["--until", "0000-01-01T00:00:00+00:01"],
+      'Option "--until" cannot be "0000-01-01T00:00:00+00:01": out of range (years 0000 to 9999)',
+    ],
+    // RFC 3339 offsets: hours 00-23, minutes 00-59.
+    [
+      ["--since", "2026-11-25T08:00+99:99"],
+      'Option "--since" cannot be "2026-11-25T08:00+99:99": the offset must be from -23:59 to ' +
+      "+23:59",
+    ],
+    [
+      ["--since", "2026-11-25T08:00-24:00"],
+      'Option "--since" cannot be "2026-11-25T08:00-24:00": the offset must be from -23:59 to ' +
+      "+23:59",
+    ],
+    [
+      ["--since", "2026-11-25T08:00+01:60"],
+      'Option "--since" cannot be "2026-11-25T08:00+01:60": the offset must be from -23:59 to ' +
+      "+23:59",
     ],
   ];
   for (const [args, message] of cases) assertError(await runReport(args), 2, message);
+});
+
+Deno.test("report: option values that are accepted", async () => {
+  // The largest offsets, "--" before files named like options, "-" and values that start with
+  // "-" (as the hand-written parser took them).
+  const result = await runReport([
+    "--format",
+    "json",
+    "--since",
+    "2026-11-25T08:00:00+23:59",
+    "--until=2026-11-25T08:00:00-23:59",
+    "--",
+    "-",
+  ], { input: SAMPLE });
+  assert.equal(result.code, 0, result.stderr);
+  const offsets = JSON.parse(result.stdout) as JsonReport;
+  assert.equal(offsets.period.since, "2026-11-24T08:01:00+00:00");
+  assert.equal(offsets.period.until, "2026-11-26T07:59:00+00:00");
+  assert.equal(offsets.connections, 4);
+  // Years before 100 are not 1900-1999 (Date.UTC's two-digit years).
+  const early = await jsonReport(["--since", "0050-01-01", "--until", "0099-12-31T23:00Z"], {
+    input: SAMPLE,
+  });
+  assert.equal(early.period.since, "0050-01-01T00:00:00+00:00");
+  assert.equal(early.period.until, "0099-12-31T23:00:00+00:00");
+  assert.equal(early.lines.outside_period, 4);
+  // The earliest and latest times, and a time ago that reaches back to the year 0010.
+  const ends = await jsonReport(
+    ["--since", "0000-01-01", "--until", "9999-12-31T23:59:59.999"],
+    { input: SAMPLE },
+  );
+  assert.equal(ends.connections, 4);
+  const hours = Math.floor((T0 - Date.parse("0010-01-01T00:00:00Z")) / 3_600_000);
+  const ago = await jsonReport(["--since", `${hours}h`], { input: SAMPLE });
+  assert.match(ago.period.since ?? "", /^0010-01-01T00:0/);
+  const help = await runReport(["--top", "999999", "-h"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: net-bouncer report /);
+});
+
+Deno.test("report: an unknown time zone falls back to UTC, with one warning line", async () => {
+  const warning =
+    'net-bouncer: warning: Unknown time zone "Foo/Bar": times are read and shown in UTC\n';
+  const text = await runReport([], { input: SAMPLE, timeZone: "Foo/Bar" });
+  assert.equal(text.code, 0);
+  assert.equal(text.stderr, warning);
+  assert.match(
+    text.stdout,
+    /^net-bouncer report {2}2026-11-25 08:00:00 to 2026-11-25 08:00:03 \(UTC, as the time zone is unknown\)$/m,
+  );
+  const json = await runReport(["--format", "json"], { input: SAMPLE, timeZone: "Foo/Bar" });
+  assert.equal(json.stderr, warning);
+  const parsed = JSON.parse(json.stdout) as JsonReport;
+  assert.equal(parsed.time_zone, "UTC");
+  assert.equal(parsed.period.first, "2026-11-25T08:00:00+00:00");
+  const html = await runReport(["--format", "html"], { input: SAMPLE, timeZone: "Foo/Bar" });
+  assert.equal(html.code, 0);
+  assert.equal(html.stderr, warning);
+  assert.ok(html.stdout.includes("(UTC, as the time zone is unknown)"));
+  // --help says nothing about time zones.
+  assert.equal((await runReport(["--help"], { timeZone: "Foo/Bar" })).stderr, "");
 });
 
 Deno.test("report: runtime errors (files, database) are one line and exit 1", async () => {
@@ -381,6 +475,31 @@ Deno.test("report: the real program's report in Berlin time across the autumn DS
     const shifted = JSON.parse(newYork.stdout) as JsonReport;
     assert.equal(shifted.period.first, "2026-10-24T20:30:00-04:00");
     assert.equal(shifted.period.last, "2026-10-25T03:30:00-04:00");
+  });
+});
+
+Deno.test("report: the real program with an unknown TZ reports in UTC and says so", async () => {
+  await withTempDir(async (dir) => {
+    Deno.writeTextFileSync(`${dir}/net-bouncer.log`, SAMPLE);
+    const warning = "net-bouncer: warning: Unknown time zone (see TZ and /etc/localtime): times " +
+      "are read and shown in UTC\n";
+    const outputs: Record<string, string> = {};
+    for (const format of ["text", "json", "html"]) {
+      const result = await runProductionReport(
+        ["--format", format, `${dir}/net-bouncer.log`],
+        { TZ: "Foo/Bar" },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stderr, warning);
+      outputs[format] = result.stdout;
+    }
+    assert.ok(outputs.text.includes("(UTC, as the time zone is unknown)"), outputs.text);
+    assert.ok(!outputs.text.includes("undefined"));
+    const json = JSON.parse(outputs.json) as JsonReport;
+    assert.equal(json.time_zone, "UTC");
+    // The text lines were written in UTC: the daemon's Date falls back to UTC too.
+    assert.equal(json.period.first, "2026-11-25T08:00:00+00:00");
+    assert.ok(outputs.html.includes("(UTC, as the time zone is unknown)"));
   });
 });
 
