@@ -204,3 +204,70 @@ Deno.test("report zone: wall times around DST changes map to instants like Date 
   assert.equal(kolkata.dateTime(Date.UTC(2026, 10, 25, 20, 0)), "2026-11-26 01:30:00");
   assert.equal(kolkata.dayStart(Date.UTC(2026, 10, 25, 20, 0)), Date.UTC(2026, 10, 25, 18, 30));
 });
+
+Deno.test("report parse: lines dated outside 1970-2099 are unreadable, and counted as such", () => {
+  const text = [
+    "0001-01-01 00:00:00.000 [INFO] Connection from 192.0.2.1 on port 22",
+    "9999-12-31 23:59:59.999 [INFO] Connection from 192.0.2.1 on port 22",
+    // Date.UTC would read year 75 as 1975.
+    "0075-06-01 12:00:00.000 [INFO] Connection from 192.0.2.1 on port 22",
+    "1969-12-31 23:59:59.999 [INFO] Connection from 192.0.2.1 on port 22",
+    "2100-01-01 00:00:00.000 [INFO] Listening on port 22",
+    '{"time":"+275760-09-13T00:00:00.000Z","level":"info","event":"connection",' +
+    '"src_ip":"192.0.2.1","src_port":1,"dst_port":22}',
+    '{"time":"9999-12-31T23:59:59.999+00:00","level":"info","event":"connection",' +
+    '"src_ip":"192.0.2.1","src_port":1,"dst_port":22}',
+    // Not RFC 3339 (Date.parse would take it as 2001): unreadable, not an absurd date.
+    '{"time":"1","event":"connection","src_ip":"192.0.2.1","dst_port":22}',
+    // February has no 30th.
+    "2026-02-30 08:00:00.000 [INFO] Connection from 192.0.2.1 on port 22",
+    // The edges of the range are read.
+    "1970-01-01 00:00:00.000 [INFO] Connection from 192.0.2.1 on port 22",
+    "2099-12-31 23:59:59.999 [INFO] Connection from 192.0.2.1 on port 22",
+    "",
+  ].join("\n");
+  const got = parse(text);
+  assert.deepEqual(got.counts, {
+    lines: 11,
+    connections: 2,
+    otherEvents: 0,
+    unreadable: 9,
+    outOfRange: 7,
+  });
+  assert.deepEqual(got.connections.map(([ms]) => ms), [
+    Date.UTC(1970, 0, 1),
+    Date.UTC(2099, 11, 31, 23, 59, 59, 999),
+  ]);
+});
+
+Deno.test("report parse: one source however its address is spelt; what is no address is unreadable", () => {
+  const line = (ip: string) => `2026-11-25 08:01:02.345 [INFO] Connection from ${ip} on port 22`;
+  const text = [
+    "2001:db8::1",
+    "2001:DB8::1",
+    "2001:db8:0:0:0:0:0:1",
+    "2001:0db8::0001",
+    "1.2.3.4",
+    "::ffff:1.2.3.4",
+    "::FFFF:1.2.3.4",
+    "1.2.3.4.5.6.7",
+    "1.2.3",
+    "01.2.3.4",
+    "1.2.3.256",
+    "2001:db8::1::2",
+    "2001:db8:1:2:3:4:5:6:7",
+    "fe80::1%eth0",
+  ].map(line).join("\n") + "\n";
+  const got = parse(text);
+  assert.deepEqual(got.counts, {
+    lines: 14,
+    connections: 7,
+    otherEvents: 0,
+    unreadable: 7,
+    outOfRange: 0,
+  });
+  assert.deepEqual(
+    [...new Set(got.connections.map(([, ip]) => ip))],
+    ["2001:db8::1", "1.2.3.4"],
+  );
+});

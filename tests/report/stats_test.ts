@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { toJsonReport } from "../../lib/report/json.ts";
 import { isIpAddress, networkOf } from "../../lib/report/network.ts";
-import { ConnectionStats, summarize, timeBuckets } from "../../lib/report/stats.ts";
+import { ConnectionStats, MAX_BUCKETS, summarize, timeBuckets } from "../../lib/report/stats.ts";
 import { Zone } from "../../lib/report/zone.ts";
 
 const COUNTS = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0, outOfRange: 0 };
@@ -251,4 +251,47 @@ Deno.test("report stats: the JSON shape is stable", () => {
       buckets: [{ start: "2026-11-25T08:00:00+00:00", connections: 2 }],
     },
   });
+});
+
+Deno.test("report stats: the same source however its address is spelt", () => {
+  const stats = new ConnectionStats();
+  for (
+    const ip of ["2001:db8::1", "2001:DB8::1", "2001:db8:0:0:0:0:0:1", "1.2.3.4", "::ffff:1.2.3.4"]
+  ) {
+    add(stats, T0, ip, 22);
+  }
+  assert.equal(stats.add(T0, "1.2.3.4.5.6.7", 22), false);
+  const summary = summarize(stats, COUNTS, { zone: new Zone("UTC") });
+  assert.equal(summary.sources, 2);
+  assert.deepEqual(summary.topSources.map((row) => [row.name, row.connections]), [
+    ["2001:db8::1", 3],
+    ["1.2.3.4", 2],
+  ]);
+  assert.deepEqual(summary.topNetworks.map((row) => row.name), ["2001:db8::/48", "1.2.3.0/24"]);
+});
+
+Deno.test("report stats: the chart's unit grows with the period: a few hundred bars at most", () => {
+  const zone = new Zone("Europe/Berlin");
+  const cases = [
+    [Date.UTC(2026, 0, 1), Date.UTC(2026, 11, 31), "day", 365],
+    [Date.UTC(2016, 0, 15), Date.UTC(2026, 0, 15), "month", 121],
+    [Date.UTC(1970, 0, 1), Date.UTC(2099, 11, 31, 12), "year", 130],
+  ] as const;
+  for (const [first, last, unit, bars] of cases) {
+    const stats = new ConnectionStats();
+    add(stats, first, "192.0.2.1", 22);
+    add(stats, last, "192.0.2.2", 22);
+    const summary = summarize(stats, COUNTS, { zone });
+    assert.equal(summary.unit, unit);
+    assert.equal(summary.buckets.length, bars, unit);
+    assert.ok(summary.buckets.length <= MAX_BUCKETS);
+    assert.equal(summary.buckets.reduce((sum, bucket) => sum + bucket.connections, 0), 2);
+    // Each bar starts at a local midnight, on the first of the month for months and years.
+    for (const bucket of summary.buckets) {
+      const parts = zone.parts(bucket.start);
+      assert.deepEqual([parts.hour, parts.minute], [0, 0]);
+      if (unit !== "day") assert.equal(parts.day, 1);
+      if (unit === "year") assert.equal(parts.month, 1);
+    }
+  }
 });
