@@ -200,11 +200,14 @@ export async function reloadAllowList(
   cidrs: readonly string[],
   options: AllowListOptions & { signal?: AbortSignal } = {},
 ): Promise<PrefixSet> {
-  const steps = parse(new PrefixSet(), cidrs, options);
-  for (let step = steps.next();; step = steps.next()) {
-    options.signal?.throwIfAborted();
-    if (step.done) return step.value.prepare();
+  const set = new PrefixSet();
+  const pause = async () => {
     // A timer, not a microtask: the accept loop's events come in between.
     await new Promise((resolve) => setTimeout(resolve, 0));
-  }
+    options.signal?.throwIfAborted();
+  };
+  const steps = parse(set, cidrs, options);
+  for (let step = steps.next(); !step.done; step = steps.next()) await pause();
+  for (const _ of set.prepareInSlices()) await pause();
+  return set;
 }

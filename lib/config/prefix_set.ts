@@ -14,6 +14,8 @@ import { quote } from "../errors.ts";
 /** Where an IPv4 address sits in IPv4-mapped IPv6 space (::ffff:0:0/96). */
 const MAPPED_BITS = 96;
 const TWO_32 = 2 ** 32;
+/** How many ranges a build merges between two pauses. */
+const RANGES_PER_SLICE = 16_384;
 
 /** The 32-bit mask of `bits` leading ones in word `word` of an address. */
 function maskOf(bits: number, word: number): number {
@@ -86,8 +88,8 @@ class IPv4Ranges {
     this.#pending.push(((address & mask) >>> 0) * 64 + (32 - bits));
   }
 
-  /** Sorts and merges the ranges added since the last lookup. */
-  prepare(): void {
+  /** Sorts and merges the ranges added since the last lookup, pausing between slices. */
+  *build(): Generator<void, void> {
     if (this.#pending.length === 0) return;
     const keys = Float64Array.from(this.#pending);
     this.#pending = [];
@@ -117,6 +119,7 @@ class IPv4Ranges {
         starts[count] = start;
         ends[count++] = end;
       }
+      if ((next + old) % RANGES_PER_SLICE === 0) yield;
     }
     this.#starts = starts.slice(0, count);
     this.#ends = ends.slice(0, count);
@@ -172,8 +175,8 @@ class IPv6Ranges {
     this.#keys.push(key + index.toString(36));
   }
 
-  /** Sorts and merges the ranges added since the last lookup. */
-  prepare(): void {
+  /** Sorts and merges the ranges added since the last lookup, pausing between slices. */
+  *build(): Generator<void, void> {
     if (this.#keys.length === 0) return;
     const keys = this.#keys;
     keys.sort(); // the engine's string sort: by start
@@ -209,6 +212,7 @@ class IPv6Ranges {
         ends.set(end, 4 * count);
         count++;
       }
+      if ((next + old) % RANGES_PER_SLICE === 0) yield;
     }
     this.#starts = starts.slice(0, 4 * count);
     this.#ends = ends.slice(0, 4 * count);
@@ -307,9 +311,17 @@ export class PrefixSet {
 
   /** Builds the lookup now rather than at the first connection, and returns the set. */
   prepare(): this {
-    this.#v4.prepare();
-    this.#v6.prepare();
+    for (const _ of this.prepareInSlices());
     return this;
+  }
+
+  /**
+   * Builds the lookup in slices: each `yield` is a point where the caller may let the event
+   * loop run (a reload while serving). The sorts themselves are one step each.
+   */
+  *prepareInSlices(): Generator<void, void> {
+    yield* this.#v4.build();
+    yield* this.#v6.build();
   }
 
   /** The number of prefixes added. */
