@@ -91,13 +91,17 @@ class Progress {
     this.#next = this.#start + PROGRESS_DELAY_MS;
   }
 
-  async update(name: string, lines: number): Promise<void> {
+  async update(name: string, parser: LogParser): Promise<void> {
     if (!this.#options.isTerminal.stderr) return;
     const now = this.#options.now();
     if (now < this.#next) return;
     this.#next = now + PROGRESS_INTERVAL_MS;
     this.#shown = true;
-    await this.#options.stderr(`\r\x1b[Kreading ${name}: ${formatCount(lines)} lines`);
+    const rate = parser.bytes / 1e6 / ((now - this.#start) / 1000);
+    await this.#options.stderr(
+      `\r\x1b[Kreading ${name}: ${formatCount(parser.counts.lines)} lines, ` +
+        `${rate.toFixed(1)} MB/s`,
+    );
   }
 
   async clear(): Promise<void> {
@@ -172,7 +176,7 @@ async function readInput(
     const result = await read();
     if (result.done) break;
     parser.push(result.value);
-    await progress.update(name, parser.counts.lines);
+    await progress.update(name, parser);
   }
   // A line cut at the end of one file does not continue in the next.
   parser.end();
@@ -205,7 +209,7 @@ async function readFile(
   }
   while (n !== null) {
     parser.push(buffer.subarray(0, n));
-    await progress.update(name, parser.counts.lines);
+    await progress.update(name, parser);
     n = await read();
   }
   parser.end();
