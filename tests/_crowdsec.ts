@@ -319,3 +319,34 @@ export async function bouncerDecisions(
   assert.equal(response.status, 200, `bouncer query for ${ip}`);
   return (await response.json()) ?? [];
 }
+
+/** Per-attempt deadline while waiting for an agent's file tail to be live, in milliseconds. */
+export const WARMUP_ATTEMPT_MS = 3_000;
+/** Bounded number of warm-up connections (startup race between "processing" and the tail). */
+export const WARMUP_ATTEMPTS = 5;
+
+/**
+ * Connects with `knock` (from `source`) until the bouncer sees a decision for `source`, at most
+ * WARMUP_ATTEMPTS times: crowdsec says "Starting processing data" slightly before its file tail
+ * is at the end of the file, and a line written in between would not be read.
+ */
+export async function warmUp(
+  url: string,
+  key: string,
+  source: string,
+  knock: () => Promise<unknown>,
+): Promise<void> {
+  for (let attempt = 1; attempt <= WARMUP_ATTEMPTS; attempt++) {
+    await knock();
+    try {
+      await waitFor(
+        `warm-up decision for ${source}`,
+        async () => (await bouncerDecisions(url, key, source)).length > 0,
+        { timeoutMs: WARMUP_ATTEMPT_MS },
+      );
+      return;
+    } catch (error) {
+      if (attempt === WARMUP_ATTEMPTS) throw error;
+    }
+  }
+}

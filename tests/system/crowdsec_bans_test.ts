@@ -20,6 +20,7 @@ import {
   startCrowdsec,
   waitForLapi,
   waitForOutput,
+  warmUp,
   writeConfig,
 } from "../_crowdsec.ts";
 import { lineTime } from "../_fail2ban.ts";
@@ -44,9 +45,8 @@ const SOURCE = "2001:db8:1:2::a";
 const NEIGHBOUR = "2001:db8:1:2::b";
 const OTHER = "2001:db8:1:3::a";
 const SOURCE4 = "192.0.2.10";
-/** Connects the live test's agent warms up with (its tail may start after its first lines). */
+/** The source of the live test's warm-up connections (the agent's tail may start after its first lines). */
 const WARMUP_SOURCE = "192.0.2.99";
-const WARMUP_ATTEMPTS = 5;
 /** A connection must show up as a LAPI decision within this time, in milliseconds. */
 const DECISION_DEADLINE_MS = 5_000;
 /** The decoy ports (the sandbox's own network: nothing else binds them). */
@@ -210,22 +210,9 @@ Deno.test({
         processes.push(crowdsec);
         await waitForLapi(cs.url, crowdsec);
         await waitForOutput(crowdsec, /Starting processing data/, "agent processing");
-        // Warm-up: the tail may start just after the first lines; knock until one is a decision.
-        for (let attempt = 1;; attempt++) {
+        await warmUp(cs.url, key, WARMUP_SOURCE, async () => {
           assert.equal(await sandbox.connect(WARMUP_SOURCE, port1), true);
-          try {
-            await waitFor(
-              "the warm-up decision",
-              async () => (await bouncerDecisions(cs.url, key, WARMUP_SOURCE)).length > 0,
-              {
-                timeoutMs: 3_000,
-              },
-            );
-            break;
-          } catch (error) {
-            if (attempt === WARMUP_ATTEMPTS) throw error;
-          }
-        }
+        });
 
         const latencies: Record<string, number> = {};
         const decided = async (source: string, line: string, query = source) => {

@@ -23,6 +23,7 @@ import {
   startCrowdsec,
   waitForLapi,
   waitForOutput,
+  warmUp,
   writeConfig,
 } from "../_crowdsec.ts";
 import {
@@ -52,10 +53,6 @@ const LIVE_LATENCY_LIMIT_MS = 5_000;
 const REPLAY_TZ = "Asia/Tokyo";
 /** REPLAY_TZ's UTC offset (RFC 3339). */
 const REPLAY_TZ_OFFSET = "+09:00";
-/** Per-attempt deadline while waiting for an agent's file tail to be live, in milliseconds. */
-const WARMUP_ATTEMPT_MS = 3_000;
-/** Bounded number of warm-up knocks (startup race between "processing" and the tail). */
-const WARMUP_ATTEMPTS = 5;
 
 const IGNORE = needsTools("crowdsec", "cscli");
 
@@ -192,27 +189,6 @@ async function bucketKey(source: string): Promise<string> {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/**
- * Knocks from `source` until the bouncer sees a decision for it (at most WARMUP_ATTEMPTS knocks):
- * crowdsec says "Starting processing data" slightly before its file tail is at the end of the
- * file, and a line written in between would not be read.
- */
-async function warmUp(port: number, url: string, key: string, source: string) {
-  for (let attempt = 1; attempt <= WARMUP_ATTEMPTS; attempt++) {
-    await knockFrom(source, port);
-    try {
-      await waitFor(
-        `warm-up decision for ${source}`,
-        async () => (await bouncerDecisions(url, key, source)).length > 0,
-        { timeoutMs: WARMUP_ATTEMPT_MS },
-      );
-      return;
-    } catch (error) {
-      if (attempt === WARMUP_ATTEMPTS) throw error;
-    }
-  }
-}
-
 Deno.test({
   name: "crowdsec: live, a connection becomes a LAPI decision within 5 s",
   ignore: IGNORE,
@@ -232,7 +208,7 @@ Deno.test({
         processes.push(crowdsec);
         await waitForLapi(cs.url, crowdsec);
         await waitForOutput(crowdsec, /Starting processing data/, "agent processing");
-        await warmUp(port, cs.url, key, "127.0.0.5");
+        await warmUp(cs.url, key, "127.0.0.5", () => knockFrom("127.0.0.5", port));
 
         const latencies: Record<string, number> = {};
         for (const source of ["127.0.0.3", "::1"]) {
@@ -359,7 +335,12 @@ Deno.test({
           await waitForOutput(agent.crowdsec, /Starting processing data/, "agent processing");
         }
         for (const [index, host] of hosts.entries()) {
-          await warmUp(agents[index].port, lapi.url, keys[index], host.source);
+          await warmUp(
+            lapi.url,
+            keys[index],
+            host.source,
+            () => knockFrom(host.source, agents[index].port),
+          );
         }
 
         // Every host's bouncer sees the bans that either host caused.
