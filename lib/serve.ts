@@ -1,7 +1,8 @@
 /**
- * The daemon's wiring: parses the options, builds the log, the listeners, the metrics and the
- * systemd notifier, handles the signals (SIGTERM, SIGINT stop; SIGHUP reopens and reloads) and
- * gives up permissions once the ports are bound. The accept loop itself is in lib/daemon/.
+ * The daemon's wiring, in the order it runs: the options, the C library, the allow-list, the
+ * log, the listeners, the systemd notifier and the metrics; the signals' actions (SIGTERM,
+ * SIGINT stop; SIGHUP reopens the log and reloads the allow-list, see lib/signals.ts), and the
+ * permissions given up once the ports are bound. The accept loop itself is in lib/daemon/.
  *
  * @module
  */
@@ -43,7 +44,10 @@ export interface ServeOptions {
   pid?: number;
   /** Milliseconds since the epoch, for log lines (default `Date.now`). */
   clock?: () => number;
-  /** Loads the C library for the native listener (default {@linkcode openLibc}). */
+  /**
+   * Loads the C library (default {@linkcode openLibc}): the native listener, files opened
+   * without blocking, and sd_notify use it.
+   */
   openLibc?: () => Libc;
   /** Gives up permissions once listening (default: revokes them); tests in-process skip it. */
   dropPermissions?: (options: { keepRead: boolean }) => Promise<void>;
@@ -158,7 +162,8 @@ function createListeners(
   { log, libc, why }: { log: EventLog; libc: Libc | null; why: string | null },
 ): ListenerSet {
   if (libc !== null && config.listener !== "portable") return new NativeListeners(libc);
-  if (why !== null) {
+  // Asked for by name, the portable listener needs no word; a fallback does.
+  if (why !== null && config.listener !== "portable") {
     log.warn(
       "warning",
       `Cannot load the C library (${why}): using the portable listener, which cannot log ` +
@@ -194,6 +199,7 @@ export async function serve(
   }
 }
 
+/** {@linkcode serve} once the signals are caught. */
 async function run(
   args: string[],
   options: ServeOptions & { stderr: (line: string) => void; signals: Signals },
