@@ -1,11 +1,10 @@
 /** The daemon: listeners that accept, log one line and close. Nothing is read or sent. */
 import { isOsError, reason, reasonOfCode, withMessage } from "../errors.ts";
 import type { EventLog } from "../log/event_log.ts";
-import type { Formatter } from "../log/format.ts";
+import { type Formatter, MAX_CONNECTION_LINE_BYTES } from "../log/format.ts";
 import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
-import { ACCEPT_ERROR_REASONS, type AcceptErrorReason, type Metrics } from "../metrics/metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { PrefixSet } from "../config/prefix_set.ts";
-import { sockaddrAddressBytes } from "../linux/sockaddr.ts";
 import { Throttle } from "../log/throttle.ts";
 
 /** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
@@ -13,8 +12,6 @@ export type Family = "dual" | "ipv4" | "ipv6";
 
 /** The shortest interval between two log lines about failing accepts, in milliseconds. */
 export const ACCEPT_ERROR_REPORT_INTERVAL_MS = 1_000;
-/** Pause after an accept failed for want of a resource (EMFILE), so it does not spin, in ms. */
-export const ACCEPT_ERROR_BACKOFF_MS = 10;
 
 const ANY_IPV6 = "::";
 const ANY_IPV4 = "0.0.0.0";
@@ -157,26 +154,27 @@ export class Bouncer implements ConnectionSink {
   }
 
   /** {@inheritDoc ConnectionSink.connection} */
-  connection(address: string, srcPort: number, port: number, sockaddr: Uint8Array | null): void {
+  connection(address: Uint8Array, srcPort: number, port: number): void {
     if (this.#acceptReports.open) this.#acceptResumed();
     const allowList = this.allowList;
-    if (
-      allowList !== null &&
-      (sockaddr === null
-        ? allowList.has(address)
-        : allowList.hasBytes(sockaddrAddressBytes(sockaddr)))
-    ) {
+    if (allowList !== null && allowList.hasBytes(address)) {
       this.ignored++;
       this.#metrics?.ignored(port);
       return;
     }
     this.connections++;
-    // Canonical IPv4 text has no colon, IPv6 always one (IPv4-mapped clients are IPv4 here).
-    this.#metrics?.connection(port, address.includes(":") ? 6 : 4);
-    const line = this.#formatter.connection(this.#clock(), address, srcPort, port);
-    if (this.#batchLength + line.length > LINE_BATCH_BYTES) this.flush();
-    this.#batch.set(line, this.#batchLength);
-    this.#batchLength += line.length;
+    const ms = this.#clock();
+    this.#metrics?.connection(port, address.length === 4 ? 4 : 6, ms);
+    if (this.#batchLength + MAX_CONNECTION_LINE_BYTES > LINE_BATCH_BYTES) this.flush();
+    // The line is written in place: no string, no copy.
+    this.#batchLength = this.#formatter.writeConnection(
+      this.#batch,
+      this.#batchLength,
+      ms,
+      address,
+      srcPort,
+      port,
+    );
   }
 
   /** {@inheritDoc ConnectionSink.flush} */
@@ -202,7 +200,7 @@ export class Bouncer implements ConnectionSink {
   /** {@inheritDoc ConnectionSink.acceptFailed} */
   acceptFailed(failure: AcceptFailure, _port: number): void {
     this.acceptErrors++;
-    this.#metrics?.acceptError(acceptErrorReason(failure.code));
+    this.#metrics?.acceptError(failure.code);
     // A connection that went away before it was accepted says nothing about the daemon.
     if (failure.kind === "connection") return;
     const count = this.#acceptReports.fail();
@@ -214,11 +212,6 @@ export class Bouncer implements ConnectionSink {
         "last report)",
       { reason: reasonOfCode(failure.code), count },
     );
-  }
-
-  /** {@inheritDoc ConnectionSink.backOff} */
-  backOff(): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ACCEPT_ERROR_BACKOFF_MS));
   }
 
   #announce(): void {
@@ -293,10 +286,4 @@ export class Bouncer implements ConnectionSink {
     // Good news, not an error: an info line with an event of its own.
     this.#log.info("accepting", `Accepting connections again${more}`, { count });
   }
-}
-
-/** The metrics reason of an accept failure's errno name: the resource errors, or "other". */
-function acceptErrorReason(code: string): AcceptErrorReason {
-  const name = code.toLowerCase() as AcceptErrorReason;
-  return ACCEPT_ERROR_REASONS.includes(name) ? name : "other";
 }

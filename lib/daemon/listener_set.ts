@@ -3,12 +3,11 @@
  * through libc) and lib/daemon/portable_listener.ts (`Deno.listen`, everywhere).
  */
 
-/** How a failed accept is handled: the errno's name and what it means. */
+/** A failed accept as the sink hears of it: its kind (lib/daemon/accept_error.ts) and errno name. */
 export interface AcceptFailure {
   /**
-   * `connection`: one connection went away before it was accepted (accept the next at once);
-   * `resource`: the process or system is out of descriptors or memory (report, back off);
-   * `other`: anything else (report, back off).
+   * `connection`: one connection went away before it was accepted (the loop accepts the next at
+   * once); `resource`: out of descriptors or memory; `other`: anything else (the loop backs off).
    */
   kind: "connection" | "resource" | "other";
   /** The errno name, e.g. `EMFILE`. */
@@ -18,21 +17,22 @@ export interface AcceptFailure {
 /** Receives what listeners accept: lib/daemon/bouncer.ts's `Bouncer` in production. */
 export interface ConnectionSink {
   /**
-   * A connection was accepted and closed. `address` is the client's canonical address text,
-   * `sockaddr` the socket address accept4(2) filled in (native path; reused after the call) or
-   * `null` (portable path).
+   * A connection was accepted. `address` is the client's IP address as bytes: 4 for IPv4 (also
+   * for an IPv4 client of a dual-stack socket), 16 for IPv6 (lib/daemon/client_address.ts); the
+   * listener reuses it after the call.
    */
-  connection(address: string, srcPort: number, port: number, sockaddr: Uint8Array | null): void;
+  connection(address: Uint8Array, srcPort: number, port: number): void;
   /** An IPv4 client reached an IPv6-only port where the kernel could not refuse it. */
   dropped(port: number): void;
   /** A client reset the connection before its address could be read (portable path). */
   reset(port: number): void;
   /** An accept failed. */
   acceptFailed(failure: AcceptFailure, port: number): void;
-  /** Writes the lines of the connections accepted so far (at the end of each round of accepts). */
+  /**
+   * Writes the lines of the connections accepted so far: at the end of each round of accepts,
+   * before the listener closes them.
+   */
   flush(): void;
-  /** Waits before accepting again after a failure that is not a single connection's. */
-  backOff(): Promise<void>;
 }
 
 /** A set of listening sockets and the loop that accepts on them. */

@@ -1,8 +1,15 @@
 /**
  * The native listener (Linux): sockets made and served through libc. One epoll set holds every
- * listener; it is waited on off the main thread; a ready listener is accepted from in a batch
- * until EAGAIN, and each client's address comes from accept4(2) itself, so a client that resets
- * right after the handshake (a connect scan) is logged like any other.
+ * listener; a ready listener is accepted from in a batch until EAGAIN, and each client's address
+ * comes from accept4(2) itself, so a client that resets right after the handshake (a connect
+ * scan) is logged like any other. A round's connections are held open until their lines are
+ * written, then closed together: a client sees its connection close only once its line is in
+ * the log (fail2ban may already act), and one close_range(2) closes them all.
+ *
+ * The loop, top to bottom (`serve`): wait for events (on the main thread for up to SYNC_WAIT_MS,
+ * then off it); accept from each ready listener until its queue is empty, sorting failures by
+ * errno (`acceptAll`); write the lines and close the connections (`release`); back off after a
+ * failure that is not one connection's; give the event loop a turn now and then.
  */
 import {
   AF_INET,
@@ -21,7 +28,6 @@ import {
   type Libc,
   O_NONBLOCK,
   OsError,
-  readEpollEvent,
   SO_ACCEPTCONN,
   SO_DOMAIN,
   SO_PROTOCOL,
@@ -32,16 +38,31 @@ import {
   SOCK_STREAM,
   SOCKADDR_BYTES,
   SOL_SOCKET,
+  SYS_CLOSE_RANGE,
   writeEpollEvent,
 } from "../linux/libc.ts";
-import { formatSockaddrAddress, sockaddrFamily, sockaddrPort } from "../linux/sockaddr.ts";
-import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
+import { sockaddrAddress, sockaddrFamily, sockaddrPort, sockaddrViews } from "../linux/sockaddr.ts";
+import { acceptErrorKind, backOff } from "./accept_error.ts";
+import { addressBytes } from "./client_address.ts";
+import type { ConnectionSink, ListenerSet } from "./listener_set.ts";
 
 /** Connections that may wait in each listener's accept queue (the kernel caps it at somaxconn). */
 export const LISTEN_BACKLOG = 4096;
-/** The most connections accepted from one listener before the others get their turn. */
+/**
+ * The most connections accepted from one listener before the others get their turn, and the
+ * most held open before their lines are written and they are closed.
+ */
 export const ACCEPT_BATCH = 256;
-/** Rounds of events taken on the main thread before the event loop gets a turn. */
+/**
+ * The most connections taken from one listener's queue when stopping: its backlog (which the
+ * kernel caps) and more, so a stop ends whatever the arrival rate.
+ */
+export const DRAIN_LIMIT = 65_536;
+/**
+ * Rounds of events taken on the main thread before the event loop gets a turn (signals, timers,
+ * the metrics endpoint), given with setImmediate: 3 µs, where the hop of an epoll_wait to a worker
+ * thread and back costs 30 µs.
+ */
 const POLLS_BEFORE_YIELD = 16;
 /**
  * How long the main thread waits for more connections after a round before it hands the wait
@@ -56,26 +77,6 @@ const MAX_EVENTS = 64;
 const WAKE = 0xffffffff;
 const EFD_CLOEXEC = 0o2000000;
 const EPOLL_CLOEXEC = 0o2000000;
-
-/** Errors of one connection that went away before it was accepted: accept the next one. */
-const CONNECTION_ERRNOS: ReadonlySet<number> = new Set([
-  ERRNO.ECONNABORTED,
-  ERRNO.EPROTO,
-  ERRNO.ECONNRESET,
-  ERRNO.ENETDOWN,
-  ERRNO.ENETUNREACH,
-  ERRNO.EHOSTUNREACH,
-  ERRNO.ETIMEDOUT,
-  ERRNO.EPERM, // a firewall rule refused it
-]);
-
-/** Errors that say the process or system is out of a resource: report and back off. */
-const RESOURCE_ERRNOS: ReadonlySet<number> = new Set([
-  ERRNO.EMFILE,
-  ERRNO.ENFILE,
-  ERRNO.ENOBUFS,
-  ERRNO.ENOMEM,
-]);
 
 const ANY_IPV4 = new Uint8Array(4);
 const ANY_IPV6 = new Uint8Array(16);
@@ -96,6 +97,12 @@ export class NativeListeners implements ListenerSet {
   #fds: number[] = [];
   #ports: number[] = [];
   #sockaddr = new Uint8Array(SOCKADDR_BYTES);
+  #views = sockaddrViews(this.#sockaddr);
+  /** Connections accepted and not closed yet (see {@linkcode release}). */
+  #held = new Int32Array(ACCEPT_BATCH);
+  #heldCount = 0;
+  /** Whether close_range(2) works here (Linux 5.9 or later, and no seccomp filter refuses it). */
+  #closeRange = true;
   #socklen = new Uint32Array(1);
   #socklenBytes = new Uint8Array(this.#socklen.buffer);
   #int = new Int32Array(1);
@@ -190,6 +197,9 @@ export class NativeListeners implements ListenerSet {
     const epoll = this.#check(symbols.epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
     const layout = epollEventLayout();
     const events = new Uint8Array(layout.size * MAX_EVENTS);
+    // The data field of event i, read as a 32-bit word (both layouts keep it aligned).
+    const words = new Uint32Array(events.buffer);
+    const dataWord = (i: number) => words[(i * layout.size + layout.data) >> 2];
     try {
       this.#wake = this.#check(symbols.eventfd(0, EFD_CLOEXEC), "eventfd");
       const event = new Uint8Array(layout.size);
@@ -199,34 +209,39 @@ export class NativeListeners implements ListenerSet {
       };
       add(this.#wake, WAKE);
       this.#fds.forEach((fd, index) => add(fd, index));
-      let polls = 0;
+      let rounds = 0;
       while (!this.#closing) {
-        // Events are waited for on this thread for SYNC_WAIT_MS; off it when there are none,
-        // and every POLLS_BEFORE_YIELD rounds, so that signals and timers get their turn.
-        let count = ++polls < POLLS_BEFORE_YIELD
-          ? symbols.epoll_poll(epoll, events, MAX_EVENTS, SYNC_WAIT_MS)
-          : 0;
+        // Wait: on this thread for SYNC_WAIT_MS, then off it (the event loop runs meanwhile).
+        // epoll_wait fails only on EINTR here (its errno lives on another thread): wait again.
+        let count = symbols.epoll_poll(epoll, events, MAX_EVENTS, SYNC_WAIT_MS);
         if (count <= 0) {
-          polls = 0;
+          rounds = 0;
           count = await symbols.epoll_wait(epoll, events, MAX_EVENTS, -1);
         }
-        // epoll_wait fails only on EINTR here (its errno lives on another thread): wait again.
-        let backOff = false;
+        // Accept from each ready listener; write the lines, then close the connections.
+        let failed = false;
         for (let i = 0; i < count; i++) {
-          const { data } = readEpollEvent(events, i);
-          if (data === WAKE) continue;
-          if (!this.#acceptBatch(data, sink, ACCEPT_BATCH)) backOff = true;
+          const data = dataWord(i);
+          if (data !== WAKE && !this.#acceptAll(data, sink, ACCEPT_BATCH)) failed = true;
         }
-        sink.flush();
-        if (backOff && !this.#closing) await sink.backOff();
+        this.#release(sink);
+        if (this.#closing) break;
+        if (failed) {
+          rounds = 0;
+          await backOff();
+        } else if (++rounds === POLLS_BEFORE_YIELD) {
+          rounds = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
       // Stopping: the connections already in the queues were accepted by the kernel, so they
       // are logged before the Stopped line.
       for (let index = 0; index < this.#fds.length; index++) {
-        this.#acceptBatch(index, sink, Infinity);
+        this.#acceptAll(index, sink, DRAIN_LIMIT);
       }
-      sink.flush();
+      this.#release(sink);
     } finally {
+      this.#release(sink);
       symbols.close(epoll);
       if (this.#wake !== -1) symbols.close(this.#wake);
       this.#closeListeners();
@@ -246,31 +261,74 @@ export class NativeListeners implements ListenerSet {
     this.#libc.symbols.write(this.#wake, one, 8n);
   }
 
-  /** Accepts up to `limit` connections on listener `index`; false if the loop must back off. */
-  #acceptBatch(index: number, sink: ConnectionSink, limit: number): boolean {
+  /**
+   * Accepts up to `limit` connections on listener `index`, until its queue is empty; false if
+   * the loop must back off. Failures are sorted by errno (lib/daemon/accept_error.ts).
+   */
+  #acceptAll(index: number, sink: ConnectionSink, limit: number): boolean {
     const { symbols } = this.#libc;
     const listener = this.#fds[index];
     const port = this.#ports[index];
     const sockaddr = this.#sockaddr;
-    for (let accepted = 0; accepted < limit; accepted++) {
+    for (let accepted = 0; accepted < limit;) {
       this.#socklen[0] = SOCKADDR_BYTES;
       const fd = symbols.accept4(listener, sockaddr, this.#socklenBytes, SOCK_CLOEXEC);
-      if (fd < 0) {
-        const errno = this.#libc.errno();
-        if (errno === ERRNO.EAGAIN) return true;
-        if (errno === ERRNO.EINTR) continue;
-        const failure = acceptFailure(errno);
-        sink.acceptFailed(failure, port);
-        if (failure.kind === "connection") continue;
-        return false;
+      if (fd >= 0) {
+        // The hot path: no read, no write to the socket. It is closed once its line is written.
+        accepted++;
+        this.#held[this.#heldCount++] = fd;
+        const address = sockaddrAddress(sockaddr, this.#views);
+        if (address !== null) sink.connection(address, sockaddrPort(sockaddr), port);
+        if (this.#heldCount === ACCEPT_BATCH) this.#release(sink);
+        continue;
       }
-      // The hot path: no read, no write to the socket; close first to free the descriptor.
-      symbols.close(fd);
-      const address = formatSockaddrAddress(sockaddr);
-      if (address === null) continue; // not IP: cannot happen on a TCP listener
-      sink.connection(address, sockaddrPort(sockaddr), port, sockaddr);
+      const code = errnoName(this.#libc.errno());
+      switch (acceptErrorKind(code)) {
+        case "empty":
+          return true;
+        case "interrupted":
+          continue;
+        case "connection":
+          sink.acceptFailed({ kind: "connection", code }, port);
+          continue;
+        case "resource":
+          // Descriptors this round holds are given back first; then the accept is tried again.
+          if (this.#heldCount > 0) {
+            this.#release(sink);
+            continue;
+          }
+          sink.acceptFailed({ kind: "resource", code }, port);
+          return false;
+        case "other":
+          sink.acceptFailed({ kind: "other", code }, port);
+          return false;
+      }
     }
     return true;
+  }
+
+  /** Writes the lines of the connections held open, then closes them. */
+  #release(sink: ConnectionSink): void {
+    sink.flush();
+    const count = this.#heldCount;
+    if (count === 0) return;
+    this.#heldCount = 0;
+    const { symbols } = this.#libc;
+    const held = this.#held;
+    let low = held[0];
+    let high = low;
+    for (let i = 1; i < count; i++) {
+      const fd = held[i];
+      if (fd < low) low = fd;
+      else if (fd > high) high = fd;
+    }
+    // Descriptors held open are ours alone, so when they fill a range, every descriptor in it is
+    // one of them: one call closes them all.
+    if (this.#closeRange && high - low + 1 === count) {
+      if (Number(symbols.syscall(SYS_CLOSE_RANGE, low, high, 0)) === 0) return;
+      this.#closeRange = false; // ENOSYS (Linux before 5.9) or a seccomp filter: one by one
+    }
+    for (let i = 0; i < count; i++) symbols.close(held[i]);
   }
 
   #closeListeners(): void {
@@ -317,28 +375,4 @@ export class NativeListeners implements ListenerSet {
 
 function throwOsError(call: string, errno: number): never {
   throw new OsError(`${call} failed`, { errno });
-}
-
-/** How an accept4(2) error is handled, by errno (as endlessh sorts them). */
-export function acceptFailure(errno: number): AcceptFailure {
-  const code = errnoName(errno);
-  if (CONNECTION_ERRNOS.has(errno)) return { kind: "connection", code };
-  if (RESOURCE_ERRNOS.has(errno)) return { kind: "resource", code };
-  return { kind: "other", code };
-}
-
-/** The bytes of an IPv4 or IPv6 address in canonical text (as lib/config/ip.ts makes them). */
-function addressBytes(text: string): Uint8Array {
-  if (!text.includes(":")) return Uint8Array.from(text.split(".").map(Number));
-  const [head, tail = null] = text.split("::");
-  const groups = (part: string) => part === "" ? [] : part.split(":").map((g) => parseInt(g, 16));
-  const first = groups(head);
-  const last = tail === null ? [] : groups(tail);
-  const all = [...first, ...new Array(8 - first.length - last.length).fill(0), ...last];
-  const bytes = new Uint8Array(16);
-  all.forEach((group, i) => {
-    bytes[2 * i] = group >> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
 }

@@ -4,10 +4,17 @@
  * fails for a client that reset at once: such a connection is counted, never logged.
  */
 import { isOsError } from "../errors.ts";
+import { acceptErrorCode, acceptErrorKind, backOff } from "./accept_error.ts";
+import { addressBytes } from "./client_address.ts";
 import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
 
 /** When stopping, the accept queues count as drained after this long without a connection. */
 export const DRAIN_IDLE_MS = 50;
+/**
+ * When stopping, a listener is closed after this long whatever the arrival rate (Deno cannot
+ * tell how many connections wait in a queue), in milliseconds: a stop ends in bounded time.
+ */
+export const DRAIN_MAX_MS = 1_000;
 
 /** Opens a TCP listener; `Deno.listen` in production. */
 export type ListenFunction = (options: { hostname: string; port: number }) => Deno.Listener;
@@ -21,6 +28,12 @@ interface Entry {
   lastAccept: number;
 }
 
+/** Options of {@linkcode PortableListeners.close}'s drain, for tests. */
+interface DrainTimes {
+  idleMs: number;
+  maxMs: number;
+}
+
 /** Options of {@linkcode PortableListeners}. */
 export interface PortableListenersOptions {
   /** Drop IPv4 clients of IPv6 listeners (`-6`: Deno cannot set IPV6_V6ONLY). */
@@ -29,21 +42,13 @@ export interface PortableListenersOptions {
   listen?: ListenFunction;
 }
 
-/** How a failed `accept()` is handled, by the error's class and code. */
+/** How a failed `accept()` is handled: sorted by its errno (lib/daemon/accept_error.ts). */
 export function portableAcceptFailure(error: Error): AcceptFailure | "reset" {
-  const code = (error as { code?: unknown }).code;
+  const code = acceptErrorCode(error);
   // getpeername(2) failed: the client reset the connection before Deno asked for its address.
-  if (error instanceof Deno.errors.NotConnected || code === "ENOTCONN") return "reset";
-  const name = typeof code === "string" ? code : error.name;
-  if (
-    error instanceof Deno.errors.ConnectionAborted || error instanceof Deno.errors.ConnectionReset
-  ) {
-    return { kind: "connection", code: name };
-  }
-  if (["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"].includes(name)) {
-    return { kind: "resource", code: name };
-  }
-  return { kind: "other", code: name };
+  if (code === "ENOTCONN") return "reset";
+  const kind = acceptErrorKind(code);
+  return { kind: kind === "empty" || kind === "interrupted" ? "connection" : kind, code };
 }
 
 /** Listeners made with `Deno.listen` (see the module documentation). */
@@ -54,9 +59,11 @@ export class PortableListeners implements ListenerSet {
   #dropIPv4: boolean;
   #listeners: Entry[] = [];
   #closing = false;
+  #drain: DrainTimes;
 
   /** Creates an empty set. */
-  constructor(options: PortableListenersOptions = {}) {
+  constructor(options: PortableListenersOptions & { drain?: DrainTimes } = {}) {
+    this.#drain = options.drain ?? { idleMs: DRAIN_IDLE_MS, maxMs: DRAIN_MAX_MS };
     this.#listen = options.listen ?? Deno.listen;
     this.#dropIPv4 = options.dropIPv4 ?? false;
   }
@@ -80,24 +87,28 @@ export class PortableListeners implements ListenerSet {
 
   /**
    * Stops serving: each listener is closed once no connection came for {@linkcode DRAIN_IDLE_MS},
-   * so the connections waiting in its queue are taken first.
+   * so the connections waiting in its queue are taken first, and at the latest after
+   * {@linkcode DRAIN_MAX_MS}, so clients that keep coming cannot hold the stop.
    */
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
+    const deadline = performance.now() + this.#drain.maxMs;
     for (const entry of this.#listeners) {
       entry.lastAccept = performance.now();
-      this.#closeWhenIdle(entry);
+      this.#closeWhenIdle(entry, deadline);
     }
   }
 
-  #closeWhenIdle(entry: Entry): void {
+  #closeWhenIdle(entry: Entry, deadline: number): void {
     // A timer per listener while stopping, not a race on every accept: a promise raced
     // against on every accept keeps a reaction for each, and memory grew without bound.
+    const { idleMs } = this.#drain;
     setTimeout(() => {
-      if (performance.now() - entry.lastAccept >= DRAIN_IDLE_MS) closeListener(entry.listener);
-      else this.#closeWhenIdle(entry);
-    }, DRAIN_IDLE_MS);
+      const now = performance.now();
+      if (now - entry.lastAccept >= idleMs || now >= deadline) closeListener(entry.listener);
+      else this.#closeWhenIdle(entry, deadline);
+    }, Math.max(0, Math.min(idleMs, deadline - performance.now())));
   }
 
   async #loop(entry: Entry, sink: ConnectionSink): Promise<void> {
@@ -126,7 +137,8 @@ export class PortableListeners implements ListenerSet {
       sink.dropped(port);
       return;
     }
-    sink.connection(mapped ? hostname.slice(MAPPED_PREFIX.length) : hostname, srcPort, port, null);
+    // The address text Deno gives is canonical; mapped IPv4 gives the 4 bytes of IPv4.
+    sink.connection(addressBytes(hostname), srcPort, port);
     // Deno accepts one connection per listener and turn: there is no round to batch.
     sink.flush();
   }
@@ -143,7 +155,7 @@ export class PortableListeners implements ListenerSet {
       return true;
     }
     sink.acceptFailed(failure, port);
-    if (failure.kind !== "connection" && !this.#closing) await sink.backOff();
+    if (failure.kind !== "connection" && !this.#closing) await backOff();
     return true;
   }
 }

@@ -144,7 +144,6 @@ export class OsError extends Error {
 
 const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
-  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
@@ -168,6 +167,9 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  // close_range(2) through syscall(2): glibc has the wrapper only since 2.34 (a missing symbol
+  // would fail the whole library); the native listener closes a round's connections at once.
+  syscall: { parameters: ["i64", "u32", "u32", "u32"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded functions (see `man 2 <name>`). */
@@ -194,19 +196,16 @@ export function openLibc(path: string = LIBC_PATH): Libc {
   const library = Deno.dlopen(path, SYMBOLS);
   const symbols = library.symbols;
   // errno is per thread; every call but epoll_wait runs on this one, so its address is fixed.
-  // It is read with memcpy into a buffer of ours: UnsafePointerView is refused once `ffi` is
-  // revoked, while calls to loaded symbols keep working.
+  // A view of that memory, made now (UnsafePointerView is refused once `ffi` is revoked), reads
+  // it without a call: the accept loop reads errno once per round (EAGAIN).
   const location = symbols.__errno_location();
-  const buffer = new Int32Array(1);
-  const bytes = new Uint8Array(buffer.buffer);
-  return {
-    symbols,
-    errno: () => {
-      symbols.memcpy(bytes, location, 4n);
-      return buffer[0];
-    },
-  };
+  if (location === null) throw new Error("No errno location");
+  const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(location, 4));
+  return { symbols, errno: () => errno[0] };
 }
+
+/** close_range(2)'s system call number (the same on x86_64 and aarch64). */
+export const SYS_CLOSE_RANGE = 436n;
 
 /** Size of `struct sockaddr_in6`, the larger of the two socket address structures. */
 export const SOCKADDR_BYTES = 28;

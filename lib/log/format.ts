@@ -1,5 +1,6 @@
 /** Log line formats: the classic text line and JSON lines. */
 import { secondParts, Timestamps } from "./timestamp.ts";
+import { writeAddress } from "../daemon/client_address.ts";
 
 /** The names of the log formats. */
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -19,6 +20,19 @@ export interface Formatter {
    * object: this runs once per connection and must not allocate.
    */
   connection(ms: number, srcIp: string, srcPort: number, dstPort: number): Uint8Array;
+  /**
+   * Writes the same line into `buffer` at `offset` (room for {@linkcode MAX_CONNECTION_LINE_BYTES}
+   * needed) from the address's bytes (4 or 16, lib/daemon/client_address.ts); returns the offset
+   * after it. The daemon's path: no string, no copy, no allocation.
+   */
+  writeConnection(
+    buffer: Uint8Array,
+    offset: number,
+    ms: number,
+    address: Uint8Array,
+    srcPort: number,
+    dstPort: number,
+  ): number;
   /** The line for any other event (`listening`, `stopped`, `error`, ...) at `ms`. */
   event(ms: number, record: EventRecord): string;
 }
@@ -68,7 +82,8 @@ export const CONNECTION_LAYOUT = {
 } as const;
 
 /** Room for the longest connection line: JSON with a 45-character IPv6 address is ~160 bytes. */
-const LINE_BUFFER_BYTES = 512;
+export const MAX_CONNECTION_LINE_BYTES = 512;
+const LINE_BUFFER_BYTES = MAX_CONNECTION_LINE_BYTES;
 const ASCII_ZERO = 48;
 const encoder = new TextEncoder();
 
@@ -78,33 +93,56 @@ const encoder = new TextEncoder();
  * allocation; this path runs once per connection and is measured by the benchmark.
  */
 class ConnectionLines {
-  #buffer = new Uint8Array(LINE_BUFFER_BYTES);
+  readonly own = new Uint8Array(LINE_BUFFER_BYTES);
+  #buffer: Uint8Array = this.own;
   #length = 0;
   #second = NaN;
-  #head: Uint8Array = new Uint8Array(0);
-  #middle: Uint8Array = new Uint8Array(0);
+  #ms = NaN;
+  /** The line up to the address at `#ms`: head, milliseconds, middle. */
+  #prefix: Uint8Array = new Uint8Array(0);
+  #millisAt = 0;
   #partsToBytes: (second: number) => [Uint8Array, Uint8Array];
 
   constructor(partsToBytes: (second: number) => [Uint8Array, Uint8Array]) {
     this.#partsToBytes = partsToBytes;
   }
 
-  /** Starts a line at `ms`: the per-second head, the milliseconds, the per-second middle. */
-  start(ms: number): void {
-    const second = Math.floor(ms / 1000);
-    if (second !== this.#second) {
-      this.#second = second;
-      [this.#head, this.#middle] = this.#partsToBytes(second);
+  /**
+   * Starts a line at `ms` in `buffer` at `offset`: the text up to the address, made once a
+   * millisecond (the digits of a new second's text once a second).
+   */
+  start(ms: number, buffer: Uint8Array = this.own, offset = 0): void {
+    if (ms !== this.#ms) {
+      this.#ms = ms;
+      const second = Math.floor(ms / 1000);
+      if (second !== this.#second) {
+        this.#second = second;
+        const [head, middle] = this.#partsToBytes(second);
+        this.#prefix = new Uint8Array(head.length + 3 + middle.length);
+        this.#prefix.set(head);
+        this.#prefix.set(middle, head.length + 3);
+        this.#millisAt = head.length;
+      }
+      const prefix = this.#prefix;
+      const n = this.#millisAt;
+      const millis = ms - second * 1000;
+      prefix[n] = ASCII_ZERO + Math.floor(millis / 100);
+      prefix[n + 1] = ASCII_ZERO + (Math.floor(millis / 10) % 10);
+      prefix[n + 2] = ASCII_ZERO + (millis % 10);
     }
-    const buffer = this.#buffer;
-    buffer.set(this.#head);
-    let n = this.#head.length;
-    const millis = ms - second * 1000;
-    buffer[n++] = ASCII_ZERO + Math.floor(millis / 100);
-    buffer[n++] = ASCII_ZERO + (Math.floor(millis / 10) % 10);
-    buffer[n++] = ASCII_ZERO + (millis % 10);
-    buffer.set(this.#middle, n);
-    this.#length = n + this.#middle.length;
+    buffer.set(this.#prefix, offset);
+    this.#buffer = buffer;
+    this.#length = offset + this.#prefix.length;
+  }
+
+  /** Appends the text of an address given as 4 or 16 bytes. */
+  address(address: Uint8Array): void {
+    this.#length = writeAddress(address, this.#buffer, this.#length);
+  }
+
+  /** Where the line ends (in the buffer it was started in). */
+  get length(): number {
+    return this.#length;
   }
 
   /** Appends ASCII text. */
@@ -136,7 +174,7 @@ class ConnectionLines {
 
   /** The line so far. */
   end(): Uint8Array {
-    return this.#buffer.subarray(0, this.#length);
+    return this.own.subarray(0, this.#length);
   }
 }
 
@@ -165,6 +203,16 @@ export function createFormatter(format: LogFormat): Formatter {
         lines.bytes(end);
         return lines.end();
       },
+      writeConnection: (buffer, offset, ms, address, clientPort, port) => {
+        lines.start(ms, buffer, offset);
+        lines.address(address);
+        lines.bytes(srcPort);
+        lines.uint(clientPort);
+        lines.bytes(dstPort);
+        lines.uint(port);
+        lines.bytes(end);
+        return lines.length;
+      },
       // The fixed keys last: a field of the same name cannot replace them.
       event: (ms, { level, event, message, fields }) =>
         JSON.stringify({ ...fields, time: time.rfc3339(ms), level, event, message }) + "\n",
@@ -184,6 +232,14 @@ export function createFormatter(format: LogFormat): Formatter {
       lines.uint(port);
       lines.bytes(newline);
       return lines.end();
+    },
+    writeConnection: (buffer, offset, ms, address, _clientPort, port) => {
+      lines.start(ms, buffer, offset);
+      lines.address(address);
+      lines.bytes(onPort);
+      lines.uint(port);
+      lines.bytes(newline);
+      return lines.length;
     },
     // The words "Connection from" are reserved for connection lines (ban filters match them).
     event: (ms, { level, message }) =>

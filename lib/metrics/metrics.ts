@@ -4,10 +4,14 @@
  * text exposition format 0.0.4.
  */
 
-/** Why an accept failed, as counted: the errors that pause the accept loop, and the rest. */
-export const ACCEPT_ERROR_REASONS = ["emfile", "enfile", "enobufs", "enomem", "other"] as const;
-/** One of {@linkcode ACCEPT_ERROR_REASONS}. */
-export type AcceptErrorReason = typeof ACCEPT_ERROR_REASONS[number];
+import process from "node:process";
+import { RESOURCE_ERRORS } from "../daemon/accept_error.ts";
+
+/** Why an accept failed, as counted: the resource errors (lower case), and the rest. */
+export const ACCEPT_ERROR_REASONS: readonly string[] = [
+  ...RESOURCE_ERRORS.map((code) => code.toLowerCase()),
+  "other",
+];
 /** The IP version of a client. */
 export type IpVersion = 4 | 6;
 /** The `Content-Type` of {@linkcode Metrics.render}'s text. */
@@ -19,6 +23,50 @@ export interface MetricsOptions {
   version: string;
   /** Milliseconds since the epoch (default `Date.now`); read once, for the start time. */
   clock?: () => number;
+  /** What the `process_*` series show (default {@linkcode processStats}). */
+  process?: () => ProcessStats;
+}
+
+/** The process's figures, as Prometheus client libraries export them. */
+export interface ProcessStats {
+  /** Resident memory, in bytes. */
+  residentBytes: number;
+  /** User and system CPU time, in seconds. */
+  cpuSeconds: number;
+  /** Open file descriptors, or `null` where /proc/self cannot be read. */
+  openFds: number | null;
+  /** The soft limit on file descriptors, or `null` where /proc/self cannot be read. */
+  maxFds: number | null;
+}
+
+/**
+ * The process's figures now. Memory and CPU need no permission; the descriptors come from
+ * /proc/self, which the daemon can read only while it keeps the read permission (a log file or
+ * an ignore file); without it those two series are left out, as client libraries do where there
+ * is no /proc.
+ */
+export function processStats(): ProcessStats {
+  const { user, system } = process.cpuUsage();
+  let openFds: number | null = null;
+  let maxFds: number | null = null;
+  try {
+    openFds = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) openFds++;
+    openFds--; // the directory's own descriptor, open while it is read
+    const limit = /^Max open files\s+(\d+|unlimited)/m.exec(
+      Deno.readTextFileSync("/proc/self/limits"),
+    );
+    maxFds = limit === null || limit[1] === "unlimited" ? null : Number(limit[1]);
+  } catch {
+    openFds = null;
+    maxFds = null;
+  }
+  return {
+    residentBytes: Deno.memoryUsage().rss,
+    cpuSeconds: (user + system) / 1e6,
+    openFds,
+    maxFds,
+  };
 }
 
 /** Counters of one port; the daemon's hot path only increments numbers in it. */
@@ -40,13 +88,10 @@ interface PortCounters {
  */
 export class Metrics {
   #ports = new Map<number, PortCounters>();
-  #acceptErrors: Record<AcceptErrorReason, number> = {
-    emfile: 0,
-    enfile: 0,
-    enobufs: 0,
-    enomem: 0,
-    other: 0,
-  };
+  #acceptErrors = new Map<string, number>(ACCEPT_ERROR_REASONS.map((reason) => [reason, 0]));
+  /** When the last connection was logged, in ms since the epoch (0: none yet). */
+  #lastConnectionMs = 0;
+  #process: () => ProcessStats;
   #writeFailures = 0;
   #droppedLines = 0;
   #reopens = 0;
@@ -58,6 +103,7 @@ export class Metrics {
   constructor(options: MetricsOptions) {
     this.#version = options.version;
     this.#startSeconds = (options.clock ?? Date.now)() / 1000;
+    this.#process = options.process ?? processStats;
   }
 
   /** Makes the series of a bound port (its real number, not 0); a known port is kept. */
@@ -65,11 +111,12 @@ export class Metrics {
     if (!this.#ports.has(port)) this.#ports.set(port, { ipv4: 0, ipv6: 0, ignored: 0, resets: 0 });
   }
 
-  /** Counts a logged connection on `port` from an IPv4 or IPv6 client. */
-  connection(port: number, family: IpVersion): void {
+  /** Counts a connection on `port` from an IPv4 or IPv6 client, logged at `ms` (since the epoch). */
+  connection(port: number, family: IpVersion, ms: number): void {
     const counters = this.#counters(port);
     if (family === 4) counters.ipv4++;
     else counters.ipv6++;
+    this.#lastConnectionMs = ms;
   }
 
   /** Counts a connection on `port` closed without a line (allow-listed). */
@@ -82,9 +129,12 @@ export class Metrics {
     this.#counters(port).resets++;
   }
 
-  /** Counts a failed accept. */
-  acceptError(reason: AcceptErrorReason): void {
-    this.#acceptErrors[reason]++;
+  /** Counts a failed accept by its errno name (`EMFILE`): a resource error, or "other". */
+  acceptError(code: string): void {
+    const reason = code.toLowerCase();
+    const count = this.#acceptErrors.get(reason);
+    if (count === undefined) this.#acceptErrors.set("other", this.#acceptErrors.get("other")! + 1);
+    else this.#acceptErrors.set(reason, count + 1);
   }
 
   /** Counts a failed write to the log. */
@@ -144,7 +194,7 @@ export class Metrics {
     for (const reason of ACCEPT_ERROR_REASONS) {
       out.push(
         `net_bouncer_accept_errors_total{reason="${reason}"} ${
-          formatValue(this.#acceptErrors[reason])
+          formatValue(this.#acceptErrors.get(reason)!)
         }`,
       );
     }
@@ -160,6 +210,31 @@ export class Metrics {
     out.push(`net_bouncer_log_reopens_total ${formatValue(this.#reopens)}`);
     family("net_bouncer_allow_list_prefixes", "gauge", "Prefixes in the allow-list.");
     out.push(`net_bouncer_allow_list_prefixes ${formatValue(this.#allowListSize)}`);
+    family(
+      "net_bouncer_last_connection_timestamp_seconds",
+      "gauge",
+      "When the last connection was logged, since the Unix epoch, in seconds (0: none yet).",
+    );
+    out.push(
+      `net_bouncer_last_connection_timestamp_seconds ${formatValue(this.#lastConnectionMs / 1000)}`,
+    );
+    const stats = this.#process();
+    family(
+      "process_cpu_seconds_total",
+      "counter",
+      "Total user and system CPU time spent in seconds.",
+    );
+    out.push(`process_cpu_seconds_total ${formatValue(stats.cpuSeconds)}`);
+    if (stats.openFds !== null) {
+      family("process_open_fds", "gauge", "Number of open file descriptors.");
+      out.push(`process_open_fds ${formatValue(stats.openFds)}`);
+    }
+    if (stats.maxFds !== null) {
+      family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+      out.push(`process_max_fds ${formatValue(stats.maxFds)}`);
+    }
+    family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    out.push(`process_resident_memory_bytes ${formatValue(stats.residentBytes)}`);
     family(
       "process_start_time_seconds",
       "gauge",

@@ -8,6 +8,11 @@
 import { isOsError, reason, withMessage } from "../errors.ts";
 import type { EventLog } from "../log/event_log.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+import {
+  ACCEPT_ERROR_BACKOFF_MS,
+  acceptErrorCode,
+  acceptErrorKind,
+} from "../daemon/accept_error.ts";
 
 /** The largest request head (request line and headers) read, in bytes; more is answered 431. */
 export const MAX_REQUEST_BYTES = 8 * 1024;
@@ -18,8 +23,6 @@ export const MAX_REQUEST_BYTES = 8 * 1024;
 export const REQUEST_TIMEOUT_MS = 5_000;
 /** Metrics connections served at once; further ones are closed at once. */
 export const MAX_CONNECTIONS = 16;
-/** Pause after a failed accept (e.g. EMFILE), so a full fd table does not spin the CPU, in ms. */
-export const ACCEPT_ERROR_BACKOFF_MS = 10;
 /** The path that serves the metrics. */
 export const METRICS_PATH = "/metrics";
 
@@ -144,10 +147,13 @@ export class MetricsServer {
       let conn: Deno.Conn;
       try {
         conn = await this.#listener.accept();
-      } catch {
-        // Closed by close(), or an OS error (EMFILE, a reset before accept): not the honeypot's
-        // business; pause briefly so a persistent error does not spin.
+      } catch (error) {
+        // Closed by close(), or an OS error, sorted as the honeypot's listeners sort them: a
+        // client that reset before it was accepted costs nothing (an RST flood must not slow
+        // scrapes); out of descriptors or anything else pauses briefly, so it does not spin.
         if (this.#closed) break;
+        const kind = acceptErrorKind(acceptErrorCode(error as Error));
+        if (kind === "connection" || kind === "interrupted" || kind === "empty") continue;
         let timer: ReturnType<typeof setTimeout> | undefined;
         await new Promise<void>((resolve) => {
           this.#wake = resolve;

@@ -9,8 +9,6 @@ import {
   readEpollEvent,
   writeEpollEvent,
 } from "../../lib/linux/libc.ts";
-import { acceptFailure } from "../../lib/daemon/native_listener.ts";
-import { portableAcceptFailure } from "../../lib/daemon/portable_listener.ts";
 
 Deno.test("struct epoll_event: packed 12 bytes on x86_64, 16 on aarch64", () => {
   assert.deepEqual(epollEventLayout("x86_64"), { size: 12, data: 4 });
@@ -43,16 +41,6 @@ Deno.test("socket addresses for bind(2): family in host order, port in network o
   assert.equal(v6[23], 1);
 });
 
-Deno.test("accept errors sorted by errno: one connection's, resources, and the rest", () => {
-  assert.deepEqual(acceptFailure(103), { kind: "connection", code: "ECONNABORTED" });
-  assert.deepEqual(acceptFailure(71), { kind: "connection", code: "EPROTO" });
-  assert.deepEqual(acceptFailure(24), { kind: "resource", code: "EMFILE" });
-  assert.deepEqual(acceptFailure(23), { kind: "resource", code: "ENFILE" });
-  assert.deepEqual(acceptFailure(105), { kind: "resource", code: "ENOBUFS" });
-  assert.deepEqual(acceptFailure(12), { kind: "resource", code: "ENOMEM" });
-  assert.deepEqual(acceptFailure(9), { kind: "other", code: "EBADF" });
-});
-
 Deno.test({
   name: "errno is read right after a failed call",
   ignore: Deno.build.os !== "linux",
@@ -65,15 +53,7 @@ Deno.test({
   },
 });
 
-Deno.test("portable accept errors: a reset before accept, one connection's, resources, the rest", () => {
-  const withCode = (code: string) => Object.assign(new Error(code), { code });
-  assert.equal(portableAcceptFailure(new Deno.errors.NotConnected("gone")), "reset");
-  assert.deepEqual(portableAcceptFailure(new Deno.errors.ConnectionAborted("aborted")), {
-    kind: "connection",
-    code: "ConnectionAborted",
-  });
-  assert.deepEqual(portableAcceptFailure(withCode("EMFILE")), { kind: "resource", code: "EMFILE" });
-  assert.deepEqual(portableAcceptFailure(withCode("EBADF")), { kind: "other", code: "EBADF" });
+Deno.test("errno names", () => {
   assert.equal(errnoName(24), "EMFILE");
   assert.equal(errnoName(9999), "errno 9999");
 });

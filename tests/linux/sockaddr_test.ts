@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { AF_INET, AF_INET6, encodeSockaddr, SOCKADDR_BYTES } from "../../lib/linux/libc.ts";
 import {
   formatIPv6,
-  formatSockaddrAddress,
-  sockaddrAddressBytes,
+  sockaddrAddress,
   sockaddrFamily,
   sockaddrPort,
+  sockaddrViews,
 } from "../../lib/linux/sockaddr.ts";
+import { addressText } from "../../lib/daemon/client_address.ts";
 import { canonicalAddress } from "../../lib/config/ip.ts";
 
 function ipv6Bytes(text: string): Uint8Array {
@@ -16,6 +17,17 @@ function ipv6Bytes(text: string): Uint8Array {
   const last = tail === null ? [] : groups(tail);
   const all = [...first, ...Array(8 - first.length - last.length).fill(0), ...last];
   return Uint8Array.from(all.flatMap((group) => [group >> 8, group & 0xff]));
+}
+
+/** The client address of `sockaddr` as the listener hands it on (bytes), or `null`. */
+function sockaddrAddressBytes(sockaddr: Uint8Array): Uint8Array {
+  return sockaddrAddress(sockaddr, sockaddrViews(sockaddr))!;
+}
+
+/** The log text of the client address in `sockaddr`, or `null` if it is not IP. */
+function formatSockaddrAddress(sockaddr: Uint8Array): string | null {
+  const address = sockaddrAddress(sockaddr, sockaddrViews(sockaddr));
+  return address === null ? null : addressText(address);
 }
 
 /** A socket address as accept4(2) fills it in. */
