@@ -1,8 +1,11 @@
 /**
  * The project's benchmark:
- * `deno task bench [--connections N] [--concurrency C] [--samples S] [--allow-list N]`.
+ * `deno task bench [--connections N] [--concurrency C] [--samples S] [--allow-list N] [--jit]`.
  *
- * Starts net-bouncer exactly as `deno task start` does (same flags), drives it over loopback with
+ * Starts net-bouncer as it ships: a separate process with the flags of deno.json's `compile`
+ * task (the release binary's, V8 flags included), writing to a real log file. `--jit` drops
+ * `--jitless` from them, and the output says so: that figure is not the shipped program's. It
+ * drives the program over loopback with
  * concurrent clients, then measures sequential connect-to-line latency, and prints
  * connections/s, p50/p99 latency, server CPU µs per connection and RSS as a table and as one JSON
  * line (for tracking across versions). With `--allow-list N` the program runs with an allow-list
@@ -12,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
+import { compileFlags } from "./compile_all.ts";
 
 /** Connections in the throughput run, by default. */
 export const DEFAULT_CONNECTIONS = 50_000;
@@ -27,9 +31,18 @@ const DEADLINE_MS = 300_000;
 const ROOT = new URL("..", import.meta.url).pathname;
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-function startArgs(): string[] {
-  const words = denoConfig.tasks.start.trim().split(/\s+/);
-  return words.slice(1).map((word) => (word === "main.ts" ? `${ROOT}main.ts` : word));
+/** `run`, the compile task's flags (without `--jitless` if `jit`), and the entry point. */
+export function shippedRunArgs({ jit = false }: { jit?: boolean } = {}): string[] {
+  const { flags, entry } = compileFlags();
+  const run = jit ? flags.map(withoutJitless).filter((flag) => flag !== "") : flags;
+  return ["run", ...run, `${ROOT}${entry}`];
+}
+
+/** A flag without `--jitless` among its V8 flags (`--v8-flags=a,--jitless` gives `--v8-flags=a`). */
+function withoutJitless(flag: string): string {
+  if (!flag.startsWith("--v8-flags=")) return flag;
+  const v8 = flag.slice("--v8-flags=".length).split(",").filter((f) => f !== "--jitless");
+  return v8.length === 0 ? "" : `--v8-flags=${v8.join(",")}`;
 }
 
 function cpuTicks(pid: number): number {
@@ -91,7 +104,13 @@ async function waitUntil(check: () => boolean, what: string): Promise<void> {
 
 /** Runs the benchmark and prints the results. */
 export async function bench(
-  options: { connections: number; concurrency: number; samples: number; allowList: number },
+  options: {
+    connections: number;
+    concurrency: number;
+    samples: number;
+    allowList: number;
+    jit?: boolean;
+  },
 ): Promise<Record<string, number | string>> {
   const dir = await Deno.makeTempDir({ prefix: "net-bouncer-bench-" });
   const log = `${dir}/bench.log`;
@@ -102,8 +121,14 @@ export async function bench(
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
+  const args = shippedRunArgs({ jit: options.jit });
+  console.log(
+    `program: deno ${args.join(" ").replace(ROOT, "")} (${
+      options.jit ? "NOT as shipped: with the JIT" : "as shipped: the compile task's flags"
+    }), a separate process, log file ${log}`,
+  );
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...startArgs(), "-p", String(port), "-l", log, ...allowList],
+    args: [...args, "-p", String(port), "-l", log, ...allowList],
     stdout: "null",
     stderr: "inherit",
   }).spawn();
@@ -151,6 +176,9 @@ export async function bench(
     latencies.sort((a, b) => a - b);
     return {
       version: denoConfig.version,
+      flags: options.jit
+        ? "compile task without --jitless (not shipped)"
+        : "compile task (shipped)",
       connections: options.connections,
       concurrency: options.concurrency,
       allow_list: options.allowList,
@@ -175,6 +203,7 @@ if (import.meta.main) {
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
       samples: { type: "string", default: String(DEFAULT_SAMPLES) },
       "allow-list": { type: "string", default: String(DEFAULT_ALLOW_LIST) },
+      jit: { type: "boolean", default: false },
     },
   });
   const result = await bench({
@@ -182,6 +211,7 @@ if (import.meta.main) {
     concurrency: Number(values.concurrency),
     samples: Number(values.samples),
     allowList: Number(values["allow-list"]),
+    jit: values.jit,
   });
   const width = Math.max(...Object.keys(result).map((key) => key.length));
   for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(width)}  ${value}`);

@@ -1,11 +1,12 @@
 /**
- * Test helpers: start the real program as a subprocess with the production permission flags
- * (taken from deno.json's `start` task, the same definition the compile task uses), wait on
+ * Test helpers: start the real program as a subprocess with the flags it ships with (taken from
+ * deno.json's `compile` task, which the binaries are built with; the `start` task must equal it), wait on
  * events with deadlines, run commands, and make loopback clients (one at a time, or many with the
  * C load generator tests/testdata/knock.c).
  */
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { compileFlags } from "../scripts/compile_all.ts";
 
 /** The project root (absolute path). */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -23,13 +24,12 @@ export const LISTENERS: readonly ("native" | "portable")[] = Deno.build.os === "
 /** Whether this run is under CI (a missing tool is a failure there, never a skip). */
 export const IN_CI: boolean = Deno.env.get("CI") === "true";
 
-/** The `deno run` arguments that the `start` task uses, without `main.ts` (one source of truth). */
+/**
+ * `run` and the flags the program ships with: the `compile` task's (one source of truth, read by
+ * the benchmarks too), without its `--output` and entry point.
+ */
 export function productionRunArgs(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
-  const words = String(config.tasks.start).trim().split(/\s+/);
-  // "deno run <flags...> main.ts": keep the flags.
-  const index = words.indexOf("main.ts");
-  return words.slice(1, index);
+  return ["run", ...compileFlags().flags];
 }
 
 /** The full command line that runs the program as production does: `[deno, ...flags, main.ts]`. */
