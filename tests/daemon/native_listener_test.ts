@@ -231,3 +231,29 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "[native] a client sees its connection close only once its line is in the log",
+  async fn() {
+    await withTempDir(async (dir) => {
+      const program = await startProgram(["--listener", "native", "-p", "0"], {
+        logFile: `${dir}/log`,
+      });
+      const late: number[] = [];
+      try {
+        const buffer = new Uint8Array(16);
+        for (let i = 1; i <= 300; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: program.port });
+          while (await conn.read(buffer) !== null) { /* a honeypot sends nothing */ }
+          conn.close();
+          // Read at once, without waiting: the close came after the line was written.
+          if (linesMatching(program.log(), CONNECTION_LINE).length < i) late.push(i);
+          await program.waitForLines(CONNECTION_LINE, i);
+        }
+      } finally {
+        assert.equal((await program.stop()).code, 0);
+      }
+      assert.deepEqual(late, [], "clients that saw the close before their line was written");
+    });
+  },
+});
