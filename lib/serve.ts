@@ -18,6 +18,7 @@ import { Signals } from "./signals.ts";
 import type { ListenerSet } from "./daemon/listener_set.ts";
 import { logFileOpener, LogWriter, standardStream } from "./log/log_writer.ts";
 import { Metrics } from "./metrics/metrics.ts";
+import { processStats } from "./metrics/process_stats.ts";
 import { listenMetrics, MetricsServer } from "./metrics/metrics_server.ts";
 import { NativeListeners } from "./daemon/native_listener.ts";
 import { PortableListeners } from "./daemon/portable_listener.ts";
@@ -222,7 +223,7 @@ async function run(
   const addressConfig = await loadAddressConfig(config, libc);
   const metrics = config.metrics === null && metricsFds.length === 0
     ? null
-    : new Metrics({ version: VERSION, clock: options.clock });
+    : new Metrics({ version: VERSION, clock: options.clock, process: processStats({ libc }) });
   metrics?.allowListSize(addressConfig.allowList?.size ?? 0);
   const writer = new LogWriter(config.logFile, {
     report: (message) => options.stderr(errorLine(message)),

@@ -40,13 +40,8 @@ export function acceptErrorKind(code: string): AcceptErrorKind {
     case "ETIMEDOUT":
     case "EPERM": // a firewall rule refused it
       return "connection";
-    case "EMFILE":
-    case "ENFILE":
-    case "ENOBUFS":
-    case "ENOMEM":
-      return "resource";
     default:
-      return "other";
+      return (RESOURCE_ERRORS as readonly string[]).includes(code) ? "resource" : "other";
   }
 }
 

@@ -170,6 +170,8 @@ const SYMBOLS = {
   // close_range(2) through syscall(2): glibc has the wrapper only since 2.34 (a missing symbol
   // would fail the whole library); the native listener closes a round's connections at once.
   syscall: { parameters: ["i64", "u32", "u32", "u32"], result: "i64" },
+  // getdents64(2) through syscall(2) (glibc's wrapper came in 2.30): lib/metrics/process_stats.ts.
+  getdents64: { name: "syscall", parameters: ["i64", "i32", "buffer", "u32"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded functions (see `man 2 <name>`). */
@@ -206,6 +208,8 @@ export function openLibc(path: string = LIBC_PATH): Libc {
 
 /** close_range(2)'s system call number (the same on x86_64 and aarch64). */
 export const SYS_CLOSE_RANGE = 436n;
+/** getdents64(2)'s system call number on this architecture. */
+export const SYS_GETDENTS64: bigint = Deno.build.arch === "x86_64" ? 217n : 61n;
 
 /** Size of `struct sockaddr_in6`, the larger of the two socket address structures. */
 export const SOCKADDR_BYTES = 28;

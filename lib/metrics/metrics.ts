@@ -4,8 +4,8 @@
  * text exposition format 0.0.4.
  */
 
-import process from "node:process";
 import { RESOURCE_ERRORS } from "../daemon/accept_error.ts";
+import { type ProcessStats, processStats } from "./process_stats.ts";
 
 /** Why an accept failed, as counted: the resource errors (lower case), and the rest. */
 export const ACCEPT_ERROR_REASONS: readonly string[] = [
@@ -23,50 +23,8 @@ export interface MetricsOptions {
   version: string;
   /** Milliseconds since the epoch (default `Date.now`); read once, for the start time. */
   clock?: () => number;
-  /** What the `process_*` series show (default {@linkcode processStats}). */
+  /** What the `process_*` series show (default: lib/metrics/process_stats.ts, through Deno). */
   process?: () => ProcessStats;
-}
-
-/** The process's figures, as Prometheus client libraries export them. */
-export interface ProcessStats {
-  /** Resident memory, in bytes. */
-  residentBytes: number;
-  /** User and system CPU time, in seconds. */
-  cpuSeconds: number;
-  /** Open file descriptors, or `null` where /proc/self cannot be read. */
-  openFds: number | null;
-  /** The soft limit on file descriptors, or `null` where /proc/self cannot be read. */
-  maxFds: number | null;
-}
-
-/**
- * The process's figures now. Memory and CPU need no permission; the descriptors come from
- * /proc/self, which the daemon can read only while it keeps the read permission (a log file or
- * an ignore file); without it those two series are left out, as client libraries do where there
- * is no /proc.
- */
-export function processStats(): ProcessStats {
-  const { user, system } = process.cpuUsage();
-  let openFds: number | null = null;
-  let maxFds: number | null = null;
-  try {
-    openFds = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) openFds++;
-    openFds--; // the directory's own descriptor, open while it is read
-    const limit = /^Max open files\s+(\d+|unlimited)/m.exec(
-      Deno.readTextFileSync("/proc/self/limits"),
-    );
-    maxFds = limit === null || limit[1] === "unlimited" ? null : Number(limit[1]);
-  } catch {
-    openFds = null;
-    maxFds = null;
-  }
-  return {
-    residentBytes: Deno.memoryUsage().rss,
-    cpuSeconds: (user + system) / 1e6,
-    openFds,
-    maxFds,
-  };
 }
 
 /** Counters of one port; the daemon's hot path only increments numbers in it. */
@@ -103,7 +61,7 @@ export class Metrics {
   constructor(options: MetricsOptions) {
     this.#version = options.version;
     this.#startSeconds = (options.clock ?? Date.now)() / 1000;
-    this.#process = options.process ?? processStats;
+    this.#process = options.process ?? processStats();
   }
 
   /** Makes the series of a bound port (its real number, not 0); a known port is kept. */
@@ -219,12 +177,14 @@ export class Metrics {
       `net_bouncer_last_connection_timestamp_seconds ${formatValue(this.#lastConnectionMs / 1000)}`,
     );
     const stats = this.#process();
-    family(
-      "process_cpu_seconds_total",
-      "counter",
-      "Total user and system CPU time spent in seconds.",
-    );
-    out.push(`process_cpu_seconds_total ${formatValue(stats.cpuSeconds)}`);
+    if (stats.cpuSeconds !== null) {
+      family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+      );
+      out.push(`process_cpu_seconds_total ${formatValue(stats.cpuSeconds)}`);
+    }
     if (stats.openFds !== null) {
       family("process_open_fds", "gauge", "Number of open file descriptors.");
       out.push(`process_open_fds ${formatValue(stats.openFds)}`);

@@ -1,6 +1,7 @@
 /** Helpers of the metrics tests: a registry with a fixed clock, samples, promtool. */
 import assert from "node:assert/strict";
-import { Metrics, type ProcessStats } from "../../lib/metrics/metrics.ts";
+import { Metrics } from "../../lib/metrics/metrics.ts";
+import type { ProcessStats } from "../../lib/metrics/process_stats.ts";
 import { ROOT } from "../_util.ts";
 
 export const START_MS = 1_764_000_000_123;
