@@ -5,7 +5,9 @@
  */
 import { parseArgs } from "node:util";
 import { quote, UsageError } from "../errors.ts";
+import { EARLIEST_TIME_MS, LATEST_TIME_MS } from "./parse.ts";
 import { DEFAULT_TOP } from "./stats.ts";
+import { rangeOf } from "./table.ts";
 import { utcTime, type Zone } from "./zone.ts";
 
 /** The names of the report formats. */
@@ -58,9 +60,8 @@ const UNIT_MS: Record<string, number> = {
 };
 /** The largest `--top`. */
 const TOP_MAX = 999_999;
-/** Times are years 0000-9999: the four digits of a date and of a log line. */
-const EARLIEST_MS = utcTime(0, 1, 1);
-const LATEST_MS = utcTime(10_000, 1, 1);
+/** `1970 to 2099`: the years of the lines the parser reads (others are unreadable). */
+const RANGE = rangeOf(EARLIEST_TIME_MS, LATEST_TIME_MS);
 
 const RELATIVE = /^(\d{1,9})([smhdw])$/;
 const ABSOLUTE =
@@ -83,7 +84,7 @@ function badValue(option: string, value: string, why: string): UsageError {
 
 /**
  * The instant `text` names: a date or date-time (local in `zone` unless it has an offset), or a
- * time ago (`24h`) counted back from `now`; within the years 0000-9999.
+ * time ago (`24h`) counted back from `now`; within the years of the lines the parser reads.
  *
  * @throws {UsageError} when it is neither, or out of range.
  */
@@ -93,8 +94,8 @@ export function parseTime(
 ): number {
   const { option } = options;
   const ms = instantOf(text, options);
-  if (!(ms >= EARLIEST_MS && ms < LATEST_MS)) {
-    throw badValue(option, text, "out of range (years 0000 to 9999)");
+  if (!(ms >= EARLIEST_TIME_MS && ms <= LATEST_TIME_MS)) {
+    throw badValue(option, text, `out of range (${RANGE})`);
   }
   return ms;
 }

@@ -7,6 +7,7 @@
 import type { Bucket, SourceRow, Summary } from "./stats.ts";
 import {
   asText,
+  bucketLabel,
   countOf,
   formatCount,
   formatPorts,
@@ -23,6 +24,8 @@ const BUCKET_WIDTH = 10;
 const CHART_UNITS = 100;
 /** Ports listed in a cell of the HTML tables (all of them in its tooltip): one line at 1200 px. */
 const HTML_PORTS_SHOWN = 4;
+/** Ports listed in a cell on a phone. */
+const PHONE_PORTS_SHOWN = 1;
 /** What an empty cell shows (no country, no AS). */
 const NONE = "–";
 
@@ -86,16 +89,19 @@ th { color: var(--muted); font-weight: 600; font-size: .72rem; text-transform: u
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 td.c-name { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .8rem; }
 td.c-first, td.c-last { font-variant-numeric: tabular-nums; }
-td.c-country, td.c-as { max-width: 11em; overflow: hidden; text-overflow: ellipsis; }
+td.c-country, td.c-as { max-width: 9em; overflow: hidden; text-overflow: ellipsis; }
 .short { display: none; }
 table.narrow { width: auto; min-width: min(100%, 420px); }
+table.narrow td:first-child { white-space: normal; }
 tr:last-child td { border-bottom: 0; }
 .note { color: var(--muted); font-size: .85rem; margin: 8px 0 0; }
 footer { color: var(--muted); font-size: .85rem; text-align: center; }
-@media (max-width: 900px) {
-  .c-first, .c-as { display: none; }
+@media (max-width: 1180px) { .c-as { display: none; } }
+@media (max-width: 1060px) {
+  .c-first { display: none; }
   td.c-name { white-space: normal; overflow-wrap: anywhere; }
 }
+@media (max-width: 800px) { td.c-ports { white-space: normal; } }
 @media (max-width: 600px) {
   .chart svg { height: 160px; }
   .card b { font-size: 1.3rem; }
@@ -103,9 +109,11 @@ footer { color: var(--muted); font-size: .85rem; text-align: center; }
   main { padding: 16px 10px 32px; }
   .c-sources, .c-last { display: none; }
   th, td { padding: 6px 5px; }
-  td.c-ports { white-space: normal; }
-  td.c-country .long { display: none; }
-  td.c-country .short { display: inline; }
+  th { font-size: .66rem; letter-spacing: 0; }
+  td.c-name { min-width: 15ch; }
+  td.c-ports { white-space: nowrap; }
+  td .long { display: none; }
+  td .short { display: inline; }
 }
 `;
 
@@ -124,10 +132,7 @@ function timelineChart(summary: Summary): string {
   const max = maxConnections(buckets);
   const width = buckets.length * BUCKET_WIDTH;
   const gap = buckets.length > 200 ? 0 : BUCKET_WIDTH * 0.15;
-  const label = (ms: number) =>
-    summary.unit === "hour"
-      ? summary.zone.dateTime(ms).slice(0, 13) + ":00"
-      : summary.zone.date(ms);
+  const label = (ms: number) => bucketLabel(summary.zone, { unit: summary.unit, start: ms });
   const parts: string[] = [];
   for (const fraction of [0, 0.5, 1]) {
     const y = CHART_UNITS * (1 - fraction);
@@ -176,22 +181,16 @@ function portsChart(summary: Summary): string {
   return `<div id="ports-chart">${rows.join("")}</div>`;
 }
 
-/** Whether all of the report's connections fall in one year (its period line shows which). */
-function oneYear(summary: Summary): boolean {
-  const { first, last, zone } = summary;
-  return first !== null && last !== null && zone.parts(first).year === zone.parts(last).year;
-}
-
 /**
- * A cell of the sources or networks table. Times drop the year when the period line gives it
- * (their `datetime` keeps it); ports, country and AS name what a cell cannot show in a tooltip.
+ * A cell of the sources or networks table. Times are to the minute (the second is in their
+ * tooltip and `datetime`); ports, country and AS give in a tooltip what the cell cannot show.
  */
 function sourceCell(
   column: SourceColumn,
   row: SourceRow,
-  options: { summary: Summary; countryName: (code: string) => string; sameYear: boolean },
+  options: { summary: Summary; countryName: (code: string) => string },
 ): string {
-  const { summary, countryName, sameYear } = options;
+  const { summary, countryName } = options;
   const classes = `c-${column.key}${column.right ? " n" : ""}`;
   switch (column.key) {
     case "first":
@@ -199,13 +198,15 @@ function sourceCell(
       const ms = column.key === "first" ? row.first : row.last;
       const text = summary.zone.dateTime(ms);
       return `<td class="${classes}"><time datetime="${summary.zone.rfc3339(ms)}" title="${text}">${
-        sameYear ? text.slice(text.indexOf("-") + 1) : text
+        text.slice(0, -3)
       }</time></td>`;
     }
     case "ports":
-      return `<td class="${classes}" title="${row.ports.join(", ")}">${
+      return `<td class="${classes}" title="${row.ports.join(", ")}"><span class="long">${
         formatPorts(row.ports, { shown: HTML_PORTS_SHOWN, separator: ", " })
-      }</td>`;
+      }</span><span class="short">${
+        formatPorts(row.ports, { shown: PHONE_PORTS_SHOWN, separator: ", " })
+      }</span></td>`;
     case "country": {
       if (row.country === null) return `<td class="${classes}">${NONE}</td>`;
       const code = escapeHtml(row.country);
@@ -234,7 +235,7 @@ function sourceTable(
   const head = columns.map((column) =>
     `<th class="c-${column.key}${column.right ? " n" : ""}">${escapeHtml(column.header)}</th>`
   ).join("");
-  const cell = { summary, countryName, sameYear: oneYear(summary) };
+  const cell = { summary, countryName };
   const body = rows.map((row) =>
     "<tr>" + columns.map((column) => sourceCell(column, row, cell)).join("") + "</tr>"
   ).join("\n");

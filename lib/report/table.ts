@@ -3,7 +3,8 @@
  * sources and networks tables (each format draws them its own way).
  */
 import { plural } from "../errors.ts";
-import type { SourceRow, Summary } from "./stats.ts";
+import { EARLIEST_TIME_MS, LATEST_TIME_MS } from "./parse.ts";
+import type { ChartUnit, SourceRow, Summary } from "./stats.ts";
 import type { Zone } from "./zone.ts";
 
 /** Ports listed in a row of a table; the rest are counted. */
@@ -41,14 +42,34 @@ export function zoneLabel(zone: Zone): string {
  */
 export function linesText(summary: Summary): string {
   const { counts } = summary;
-  const skipped = [
-    countOf(counts.otherEvents, "other event"),
-    `${formatCount(counts.unreadable)} unreadable`,
-  ];
+  const unreadable = counts.outOfRange > 0
+    ? `${formatCount(counts.unreadable)} unreadable (${
+      formatCount(counts.outOfRange)
+    } dated outside ${rangeOf(EARLIEST_TIME_MS, LATEST_TIME_MS)})`
+    : `${formatCount(counts.unreadable)} unreadable`;
+  const skipped = [countOf(counts.otherEvents, "other event"), unreadable];
   if (summary.since !== null || summary.until !== null) {
     skipped.push(`${formatCount(summary.outside)} outside the period`);
   }
   return `${countOf(counts.lines, "line")} read; skipped: ${skipped.join(", ")}`;
+}
+
+/**
+ * The label of a bar of the chart that starts at `ms`: `2026-11-25 08:00` for an hour,
+ * `2026-11-25` for a day, `2026-11` for a month, `2026` for a year.
+ */
+export function bucketLabel(zone: Zone, options: { unit: ChartUnit; start: number }): string {
+  const { unit, start } = options;
+  switch (unit) {
+    case "hour":
+      return `${zone.dateTime(start).slice(0, 13)}:00`;
+    case "day":
+      return zone.date(start);
+    case "month":
+      return zone.date(start).slice(0, -3);
+    case "year":
+      return zone.date(start).slice(0, -6);
+  }
 }
 
 /** `AS64500 Example Net`, `AS64500`, or `null` without an AS number. */
@@ -134,4 +155,9 @@ export function sourceColumns(summary: Summary, options: { networks: boolean }):
     });
   }
   return columns;
+}
+
+/** `1970 to 2099`: the years from `earliest` to before `latest` (epoch milliseconds, UTC). */
+export function rangeOf(earliest: number, latest: number): string {
+  return `${new Date(earliest).getUTCFullYear()} to ${new Date(latest - 1).getUTCFullYear()}`;
 }

@@ -2,6 +2,7 @@
 import type { Bucket, SourceRow, Summary } from "./stats.ts";
 import {
   asText,
+  bucketLabel,
   countOf,
   formatCount,
   linesText,
@@ -106,8 +107,7 @@ function chart(style: Style, summary: Summary): string[] {
     const axis = row === CHART_ROWS - 1 ? formatCount(max) : row === 0 ? "0" : "";
     lines.push(`  ${axis.padStart(width)} ${style.dim("│")}${style.bar(text.trimEnd())}`);
   }
-  const label = (ms: number) =>
-    unit === "hour" ? `${summary.zone.dateTime(ms).slice(0, 13)}h` : summary.zone.date(ms);
+  const label = (ms: number) => bucketLabel(summary.zone, { unit, start: ms });
   const firstLabel = label(columns[0].start);
   const lastLabel = label(columns[columns.length - 1].start);
   const pad = " ".repeat(width + 4);
@@ -128,7 +128,8 @@ function chart(style: Style, summary: Summary): string[] {
 export function formatTextReport(summary: Summary, options: { color: boolean }): string {
   const style = options.color ? COLOR : PLAIN;
   const zone = summary.zone;
-  const lines: string[] = [];
+  // concat, not push(...rows): --top may ask for more rows than a call's arguments hold.
+  let lines: string[] = [];
   const period = summary.first === null || summary.last === null
     ? "no connections"
     : `${zone.dateTime(summary.first)} to ${zone.dateTime(summary.last)}`;
@@ -148,8 +149,8 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
 
   const maxPort = maxConnections(summary.ports);
   lines.push("", style.bold("Ports"));
-  lines.push(
-    ...table(style, {
+  lines = lines.concat(
+    table(style, {
       headers: ["PORT", "CONNECTIONS", "SOURCES"],
       rows: summary.ports.map((row) => [
         String(row.port),
@@ -167,13 +168,13 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
       style.dim(`  and ${countOf(summary.portCount - summary.ports.length, "more port")}`),
     );
   }
-  lines.push(...sourceTable(summary, {
+  lines = lines.concat(sourceTable(summary, {
     style,
     rows: summary.topSources,
     title: "Top sources",
     networks: false,
   }));
-  lines.push(...sourceTable(summary, {
+  lines = lines.concat(sourceTable(summary, {
     style,
     rows: summary.topNetworks,
     title: "Top networks (/24 IPv4, /48 IPv6)",
@@ -181,7 +182,7 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
   }));
   if (summary.countries !== null && summary.countries.length > 0) {
     lines.push("", style.bold("Countries"));
-    lines.push(...table(style, {
+    lines = lines.concat(table(style, {
       headers: ["COUNTRY", "CONNECTIONS", "SOURCES"],
       rows: summary.countries.map((row) => [
         row.country,
@@ -193,7 +194,7 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
   }
   if (summary.autonomousSystems !== null) {
     lines.push("", style.bold("Autonomous systems"));
-    lines.push(...table(style, {
+    lines = lines.concat(table(style, {
       headers: ["AS", "CONNECTIONS", "SOURCES"],
       rows: summary.autonomousSystems.map((row) => [
         asText(row.asNumber, row.asOrganization) ?? "-",
@@ -203,6 +204,6 @@ export function formatTextReport(summary: Summary, options: { color: boolean }):
       right: [false, true, true],
     }));
   }
-  lines.push(...chart(style, summary));
+  lines = lines.concat(chart(style, summary));
   return lines.join("\n") + "\n";
 }

@@ -1,7 +1,8 @@
 /**
  * The HTML report opened in a real headless Chromium (Debian's `chromium`): the page makes no
  * network request (Chromium's NetLog shows none; a control page shows that it would), the charts
- * and tables are in the DOM, and screenshots at desktop and phone widths are not blank.
+ * and tables are in the DOM, screenshots at desktop and phone widths are not blank, and the
+ * tables fit the page at 1200 and 390 px (measured in the page by a script added to a copy).
  */
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
@@ -9,8 +10,13 @@ import { fileURLToPath } from "node:url";
 import geoPackage from "@ip-location-db/geo-whois-asn-country-mmdb/package.json" with {
   type: "json",
 };
+import { formatHtmlReport } from "../../lib/report/html.ts";
 import { report } from "../../lib/report/report.ts";
+import { ConnectionStats, summarize } from "../../lib/report/stats.ts";
+import { formatTextReport } from "../../lib/report/text.ts";
+import { Zone } from "../../lib/report/zone.ts";
 import { needsTools, run, withTempDir } from "../_util.ts";
+import { mmdb } from "./_mmdb.ts";
 
 const GEO_DATABASE = `${
   dirname(fileURLToPath(import.meta.resolve(`${geoPackage.name}/package.json`)))
@@ -46,9 +52,9 @@ function sampleLog(): { log: string; hours: Set<number> } {
   return { log, hours };
 }
 
-async function htmlReport(log: string): Promise<string> {
+async function htmlReport(log: string, database = GEO_DATABASE): Promise<string> {
   let html = "";
-  const code = await report(["--format", "html", "--geoip", GEO_DATABASE], {
+  const code = await report(["--format", "html", "--geoip", database], {
     stdout: (text) => {
       html += text;
     },
@@ -267,4 +273,218 @@ Deno.test({
       }
     });
   },
+});
+
+/** Long AS names and country names, as GeoLite2 City plus ASN databases have them. */
+const WIDE_DATABASE = {
+  "192.0.2.0/24": {
+    country: { iso_code: "BA", names: { en: "Bosnia and Herzegovina" } },
+    autonomous_system_number: 4_200_000_000,
+    autonomous_system_organization: "Example Networks International Transit and Hosting GmbH",
+  },
+  "198.51.100.0/24": {
+    country: { iso_code: "GB", names: { en: "United Kingdom" } },
+    autonomous_system_number: 64_501,
+    autonomous_system_organization: "EXAMPLE-BACKBONE No.31,Example Street",
+  },
+  "2001:db8::/32": {
+    country: { iso_code: "CD", names: { en: "Democratic Republic of the Congo" } },
+    autonomous_system_number: 64_502,
+    autonomous_system_organization: "Example Cloud Services LLC",
+  },
+};
+
+/**
+ * The widest tables a log gives: full-length IPv6 addresses, ten ports per source (five-digit
+ * ones), long country and AS names, counts in the thousands, over two years.
+ */
+function wideLog(): string {
+  const sources = [
+    "2001:db8:85a3:1234:5678:8a2e:370:7334",
+    "2001:db8:ffff:ffff:ffff:ffff:ffff:fffe",
+    "2001:db8:abcd:1234:5678:9abc:def0:1234",
+    "192.0.2.250",
+    "198.51.100.177",
+    "192.0.2.1",
+  ];
+  const ports = [22, 23, 80, 443, 2222, 2323, 3389, 5900, 49152, 65535];
+  const start = Date.UTC(2025, 11, 30, 12);
+  let log = "";
+  for (let i = 0; i < 6000; i++) {
+    const iso = new Date(start + i * 5 * 60_000).toISOString();
+    log += `${iso.slice(0, 10)} ${iso.slice(11, 23)} [INFO] Connection from ${
+      sources[i % sources.length]
+    } on port ${ports[i % ports.length]}\n`;
+  }
+  return log;
+}
+
+/** The page widths the tables are measured at: desktop, laptop, tablet, phone. */
+const WIDTHS = [1200, 1024, 768, 390];
+
+/**
+ * A page that shows the report unchanged in one frame per width of {@linkcode WIDTHS} (a
+ * frame's media queries see its own width; Chromium's headless window is at least 500 px wide)
+ * and, once they have loaded, measures their tables into `<pre id="measure">`, which Chromium's
+ * --dump-dom prints. The report keeps its own Content-Security-Policy: the script is outside.
+ */
+function measuringPage(report: string): string {
+  const frames = WIDTHS.map((width) =>
+    `<iframe width="${width}" height="1600" style="border:0;display:block" srcdoc="${
+      report.replaceAll("&", "&amp;").replaceAll('"', "&quot;")
+    }"></iframe>`
+  ).join("");
+  return `<!DOCTYPE html><body style="margin:0">${frames}<script>
+addEventListener("load", () => {
+  const pages = [...document.querySelectorAll("iframe")].map((frame) => {
+    const page = frame.contentDocument;
+    const tables = [...page.querySelectorAll("table")].map((table) => {
+      const box = table.parentElement;
+      const visible = [...table.querySelectorAll("th")].filter((th) => th.offsetWidth > 0);
+      const lines = (td) => {
+        const range = page.createRange();
+        range.selectNodeContents(td);
+        return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+      };
+      const right = box.getBoundingClientRect().right;
+      return {
+        id: table.id,
+        boxWidth: box.clientWidth,
+        scrollWidth: box.scrollWidth,
+        columns: visible.map((th) => th.className.split(" ")[0] || th.textContent),
+        widths: visible.map((th) => Math.round(th.getBoundingClientRect().width)),
+        cutColumns: visible.filter((th) => th.getBoundingClientRect().right > right + 0.5)
+          .map((th) => th.className),
+        portLines: [...table.querySelectorAll("td.c-ports")].map(lines),
+      };
+    });
+    return { width: frame.contentWindow.innerWidth, tables };
+  });
+  const pre = document.createElement("pre");
+  pre.id = "measure";
+  pre.textContent = JSON.stringify(pages);
+  document.body.append(pre);
+});
+</script></body>`;
+}
+
+/** What {@linkcode measuringPage} finds in one frame. */
+interface Measure {
+  width: number;
+  tables: {
+    id: string;
+    boxWidth: number;
+    scrollWidth: number;
+    columns: string[];
+    widths: number[];
+    cutColumns: string[];
+    portLines: number[];
+  }[];
+}
+
+Deno.test({
+  name: "report html: the tables fit at 1200 px (country visible, ports on one line) and 390 px",
+  ignore: needsTools("chromium"),
+  async fn() {
+    await withTempDir(async (dir) => {
+      Deno.writeFileSync(`${dir}/wide.mmdb`, mmdb(WIDE_DATABASE));
+      const html = await htmlReport(wideLog(), `${dir}/wide.mmdb`);
+      const page = `${dir}/wide.html`;
+      Deno.writeTextFileSync(page, html);
+      Deno.writeTextFileSync(`${dir}/measure.html`, measuringPage(html));
+      const dom = await chromium(dir, `file://${dir}/measure.html`, [
+        "--dump-dom",
+        "--window-size=1300,1600",
+      ]);
+      assert.equal(dom.code, 0, dom.stderr);
+      assert.deepEqual(dom.pageRequests, [], "the report page made network requests");
+      const text = /<pre id="measure">([^<]*)<\/pre>/.exec(dom.stdout)?.[1];
+      assert.ok(text !== undefined, "the measuring script ran");
+      const pages: Measure[] = JSON.parse(text.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
+      assert.deepEqual(pages.map((page) => page.width), WIDTHS);
+      const [desktop, laptop, tablet, phone] = pages;
+
+      assert.deepEqual(desktop.tables.map((table) => table.id), [
+        "sources",
+        "networks",
+        "countries",
+        "autonomous-systems",
+      ]);
+      // No table wider than its box, no column cut, at any width; columns give way instead.
+      for (const page of pages) {
+        for (const table of page.tables) {
+          const what = `${page.width} px: ${JSON.stringify(table)}`;
+          assert.ok(table.scrollWidth <= table.boxWidth, what);
+          assert.deepEqual(table.cutColumns, [], what);
+        }
+      }
+      // At 1200 px every column, the ports on one line.
+      const [sources, networks] = desktop.tables;
+      const all = ["c-name", "c-connections", "c-first", "c-last", "c-ports", "c-country", "c-as"];
+      assert.deepEqual(sources.columns, all);
+      assert.deepEqual(networks.columns, [...all.slice(0, 2), "c-sources", ...all.slice(2)]);
+      assert.equal(sources.portLines.length, 6);
+      for (const table of [...desktop.tables, ...laptop.tables]) {
+        assert.ok(table.portLines.every((lines) => lines === 1), `${table.id} ports`);
+      }
+      assert.ok(laptop.tables[0].columns.includes("c-country"));
+      assert.ok(tablet.tables[0].columns.includes("c-country"));
+      // On a phone, more than the address: the connections, the ports and the country.
+      for (const table of phone.tables.slice(0, 2)) {
+        assert.deepEqual(table.columns, ["c-name", "c-connections", "c-ports", "c-country"]);
+        assert.ok(table.portLines.every((lines) => lines === 1), `390 px: ${table.id} ports`);
+      }
+
+      // Country names from the database, with the code on a phone and in the tooltip.
+      assert.match(
+        html,
+        /<td class="c-country" title="Bosnia and Herzegovina \(BA\)"><span class="long">Bosnia and Herzegovina<\/span><span class="short">BA<\/span><\/td>/,
+      );
+      assert.match(html, /<td>United Kingdom \(GB\)<\/td>/);
+      // All ports in the tooltip, four in the cell.
+      assert.ok(html.includes('title="22, 80, 2222, 3389, 49152"'), "ports tooltip");
+      assert.ok(
+        html.includes(
+          '<span class="long">22, 80, 2222, 3389 +1</span><span class="short">22 +4',
+        ),
+        "ports cell",
+      );
+
+      for (const [name, size] of [["wide-desktop", "1200,1800"], ["wide-phone", "390,1600"]]) {
+        const file = `${dir}/${name}.png`;
+        const shot = await chromium(dir, `file://${page}`, [
+          `--screenshot=${file}`,
+          `--window-size=${size}`,
+        ]);
+        assert.equal(shot.code, 0, shot.stderr);
+        if (Deno.env.get("REPORT_SCREENSHOTS")) {
+          Deno.copyFileSync(file, `${Deno.env.get("REPORT_SCREENSHOTS")}/${name}.png`);
+        }
+      }
+    });
+  },
+});
+
+Deno.test("report html and text: long timelines and tables do not exceed the call stack", () => {
+  // A summary of a real count, then 300,000 days (Math.max(...) throws from about 120,000).
+  const stats = new ConnectionStats();
+  const t0 = Date.UTC(2026, 10, 25);
+  for (let i = 0; i < 3; i++) stats.add(t0 + i * 86_400_000 * 4, `192.0.2.${i}`, 22);
+  const counts = { lines: 4, connections: 3, otherEvents: 1, unreadable: 0, outOfRange: 0 };
+  const summary = summarize(stats, counts, { zone: new Zone("UTC") });
+  const buckets = Array.from({ length: 300_000 }, (_, i) => ({
+    start: t0 + i * 86_400_000,
+    connections: i % 7,
+  }));
+  const rows = Array.from(
+    { length: 300_000 },
+    (_, i) => ({ ...summary.topSources[0], name: `${i}` }),
+  );
+  const long = { ...summary, buckets, topSources: rows };
+  const html = formatHtmlReport(long);
+  const bars = buckets.filter((bucket) => bucket.connections > 0).length;
+  assert.equal((html.match(/<rect class="bar"/g) ?? []).length, bars);
+  assert.ok(formatTextReport(long, { color: false }).includes("Connections per"));
+  // "1 other event", not "1 other events".
+  assert.ok(html.includes("4 lines read; skipped: 1 other event, 0 unreadable"), "footer");
 });
