@@ -277,7 +277,7 @@ export class NativeListeners implements ListenerSet {
         // The hot path: no read, no write to the socket. It is closed once its line is written.
         accepted++;
         this.#held[this.#heldCount++] = fd;
-        const address = sockaddrAddress(sockaddr, this.#views);
+        const address = sockaddrAddress(this.#views);
         if (address !== null) sink.connection(address, sockaddrPort(sockaddr), port);
         if (this.#heldCount === ACCEPT_BATCH) this.#release(sink);
         continue;

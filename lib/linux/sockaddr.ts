@@ -18,6 +18,8 @@ export function sockaddrPort(sockaddr: Uint8Array): number {
 
 /** Views of the address bytes of one socket address buffer, made once per buffer. */
 export interface SockaddrViews {
+  /** The buffer as 32-bit words (host order), to check for an IPv4-mapped address at once. */
+  words: Uint32Array;
   /** `sin_addr` of an IPv4 socket address. */
   ipv4: Uint8Array;
   /** `sin6_addr` of an IPv6 socket address. */
@@ -29,6 +31,7 @@ export interface SockaddrViews {
 /** Makes the views of `sockaddr`'s address bytes (see {@linkcode sockaddrAddress}). */
 export function sockaddrViews(sockaddr: Uint8Array): SockaddrViews {
   return {
+    words: new Uint32Array(sockaddr.buffer, sockaddr.byteOffset, sockaddr.byteLength >> 2),
     ipv4: sockaddr.subarray(4, 8),
     ipv6: sockaddr.subarray(8, 24),
     mapped: sockaddr.subarray(20, 24),
@@ -36,15 +39,16 @@ export function sockaddrViews(sockaddr: Uint8Array): SockaddrViews {
 }
 
 /**
- * The client's address in `sockaddr`, as one of `views`: 4 bytes for IPv4 (also when
+ * The client's address in the socket address of `views`, as one of them: 4 bytes for IPv4 (also when
  * IPv4-mapped), 16 for IPv6; `null` for a family that is not IP.
  */
-export function sockaddrAddress(sockaddr: Uint8Array, views: SockaddrViews): Uint8Array | null {
-  const family = sockaddr[0] | (sockaddr[1] << 8);
+export function sockaddrAddress(views: SockaddrViews): Uint8Array | null {
+  const words = views.words;
+  const family = words[0] & 0xffff; // sa_family: little-endian on every Linux target
   if (family === AF_INET) return views.ipv4;
   if (family !== AF_INET6) return null;
-  for (let i = 8; i < 18; i++) if (sockaddr[i] !== 0) return views.ipv6;
-  return sockaddr[18] === 0xff && sockaddr[19] === 0xff ? views.mapped : views.ipv6;
+  // ::ffff:0:0/96: bytes 8-17 zero, 18-19 0xff (the third word read little-endian).
+  return words[2] === 0 && words[3] === 0 && words[4] === 0xffff0000 ? views.mapped : views.ipv6;
 }
 
 /** The RFC 5952 text of 16 IPv6 address bytes from `offset` (as the log writes it). */

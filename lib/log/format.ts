@@ -135,6 +135,12 @@ class ConnectionLines {
     this.#length = offset + this.#prefix.length;
   }
 
+  /** Writes the text up to the address at `ms` into `buffer` at `offset`; returns its end. */
+  prefix(ms: number, buffer: Uint8Array, offset: number): number {
+    this.start(ms, buffer, offset);
+    return this.#length;
+  }
+
   /** Appends the text of an address given as 4 or 16 bytes. */
   address(address: Uint8Array): void {
     this.#length = writeAddress(address, this.#buffer, this.#length);
@@ -224,6 +230,8 @@ export function createFormatter(format: LogFormat): Formatter {
   ]);
   const onPort = encoder.encode(CONNECTION_LAYOUT.text.beforePort);
   const newline = encoder.encode("\n");
+  let tailPort = -1;
+  let tail = newline;
   return {
     connection: (ms, srcIp, _clientPort, port) => {
       lines.start(ms);
@@ -234,12 +242,14 @@ export function createFormatter(format: LogFormat): Formatter {
       return lines.end();
     },
     writeConnection: (buffer, offset, ms, address, _clientPort, port) => {
-      lines.start(ms, buffer, offset);
-      lines.address(address);
-      lines.bytes(onPort);
-      lines.uint(port);
-      lines.bytes(newline);
-      return lines.length;
+      offset = writeAddress(address, buffer, lines.prefix(ms, buffer, offset));
+      // The end of the line is the same for every connection to a port.
+      if (port !== tailPort) {
+        tailPort = port;
+        tail = encoder.encode(`${CONNECTION_LAYOUT.text.beforePort}${port}\n`);
+      }
+      buffer.set(tail, offset);
+      return offset + tail.length;
     },
     // The words "Connection from" are reserved for connection lines (ban filters match them).
     event: (ms, { level, message }) =>

@@ -21,12 +21,12 @@ function ipv6Bytes(text: string): Uint8Array {
 
 /** The client address of `sockaddr` as the listener hands it on (bytes), or `null`. */
 function sockaddrAddressBytes(sockaddr: Uint8Array): Uint8Array {
-  return sockaddrAddress(sockaddr, sockaddrViews(sockaddr))!;
+  return sockaddrAddress(sockaddrViews(sockaddr))!;
 }
 
 /** The log text of the client address in `sockaddr`, or `null` if it is not IP. */
 function formatSockaddrAddress(sockaddr: Uint8Array): string | null {
-  const address = sockaddrAddress(sockaddr, sockaddrViews(sockaddr));
+  const address = sockaddrAddress(sockaddrViews(sockaddr));
   return address === null ? null : addressText(address);
 }
 
