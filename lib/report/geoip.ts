@@ -13,6 +13,8 @@ import {
   RuntimeError,
   withMessage,
 } from "../errors.ts";
+import { type Libc, O_RDONLY, OsError } from "../linux/libc.ts";
+import { isNotRegular, openRegularFile } from "../linux/regular_file.ts";
 import { isIpAddress } from "./network.ts";
 
 /**
@@ -21,9 +23,9 @@ import { isIpAddress } from "./network.ts";
  */
 export const GEOIP_MAX_BYTES = 1024 * 1024 * 1024;
 /**
- * How long opening the database may take, in milliseconds. A regular file opens at once; a
- * file swapped for a FIFO after it was checked would block the open until a writer comes (Deno
- * has no non-blocking open), so the report gives up and exits instead of hanging.
+ * How long opening the database may take without libc, in milliseconds. A regular file opens at
+ * once; a file swapped for a FIFO after it was checked would block the open until a writer
+ * comes (Deno has no non-blocking open), so the report gives up and exits instead of hanging.
  */
 export const GEOIP_OPEN_TIMEOUT_MS = 10_000;
 
@@ -98,13 +100,59 @@ async function openWithin(path: string): Promise<Deno.FsFile> {
 }
 
 /**
- * The bytes of the database at `path`: a regular file (checked before opening, so that a FIFO
+ * The bytes of the database at `path` through libc (lib/linux/regular_file.ts): opened with
+ * O_NONBLOCK, so that nothing can block, and checked on the opened descriptor, so that nothing
+ * can be swapped in between; at most {@linkcode GEOIP_MAX_BYTES}.
+ */
+function readDatabaseWithLibc(path: string, libc: Libc): Uint8Array {
+  const fail = (why: string) => `Cannot read GeoIP database ${quote(path)}: ${why}`;
+  let opened: ReturnType<typeof openRegularFile>;
+  try {
+    opened = openRegularFile(libc, path, O_RDONLY);
+  } catch (error) {
+    if (isNotRegular(error)) throw new NotRegularFileError(fail("not a regular file"));
+    if (error instanceof OsError) throw withMessage(error, fail(reason(error)));
+    throw error;
+  }
+  const { file, size } = opened;
+  try {
+    if (size > GEOIP_MAX_BYTES) {
+      throw new RuntimeError(fail(`larger than ${GEOIP_MAX_BYTES / 1024 / 1024} MiB`));
+    }
+    // One byte past the limit at most: a file that grows meanwhile is still bounded.
+    const bytes = new Uint8Array(Math.min(size + 1, GEOIP_MAX_BYTES + 1));
+    let length = 0;
+    while (length < bytes.length) {
+      let n: number | null;
+      try {
+        n = file.readSync(bytes.subarray(length));
+      } catch (error) {
+        if (error instanceof OsError) throw withMessage(error, fail(reason(error)));
+        throw error;
+      }
+      if (n === null) break;
+      length += n;
+    }
+    if (length > GEOIP_MAX_BYTES) {
+      throw new RuntimeError(fail(`larger than ${GEOIP_MAX_BYTES / 1024 / 1024} MiB`));
+    }
+    return bytes.subarray(0, length);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * The bytes of the database at `path` without libc (not Linux): a regular file (checked before opening, so that a FIFO
  * or device is never opened, and again on the opened file, so that a file swapped in between is
  * refused) of at most {@linkcode GEOIP_MAX_BYTES}.
  */
 async function readDatabase(path: string): Promise<Uint8Array> {
   const fail = (why: string) => `Cannot read GeoIP database ${quote(path)}: ${why}`;
   const check = (info: Deno.FileInfo) => {
+    if (info.isDirectory) {
+      throw Object.assign(new Deno.errors.IsADirectory(fail("is a directory")), { code: "EISDIR" });
+    }
     if (!info.isFile) throw new NotRegularFileError(fail("not a regular file"));
     if (info.size > GEOIP_MAX_BYTES) {
       throw new RuntimeError(fail(`larger than ${GEOIP_MAX_BYTES / 1024 / 1024} MiB`));
@@ -156,10 +204,13 @@ export class GeoDatabase {
    * @throws {Deno.errors.NotFound} (and other OS errors) when the file cannot be read,
    *   {NotRegularFileError} when it is not a regular file, {RuntimeError} when it is too large,
    *   or {Deno.errors.InvalidData} when it is not a MaxMind-format database; messages for the
-   *   user.
+   *   user. With `libc` (Linux), the file is opened without any race (see
+   *   {@linkcode readDatabaseWithLibc}).
    */
-  static async open(path: string): Promise<GeoDatabase> {
-    const bytes = await readDatabase(path);
+  static async open(path: string, options: { libc?: Libc } = {}): Promise<GeoDatabase> {
+    const bytes = options.libc === undefined
+      ? await readDatabase(path)
+      : readDatabaseWithLibc(path, options.libc);
     try {
       const reader = new Reader<MmdbRecord>(
         Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),

@@ -5,6 +5,7 @@
 import { Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { isOsError, quote, reason, UsageError, withMessage } from "../errors.ts";
+import { type Libc, openLibc } from "../linux/libc.ts";
 import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./args.ts";
 import { GeoDatabase } from "./geoip.ts";
 import { formatHtmlReport } from "./html.ts";
@@ -37,10 +38,15 @@ export interface ReportOptions {
   noColor: boolean;
   /** The clock, epoch milliseconds (for `--since 24h`). */
   now: () => number;
-  /** IANA time zone of text log lines and of the times shown (default: the system's). */
+  /** IANA time zone of text log lines and of the times shown (default: the system's; UTC if unknown). */
   timeZone?: string;
-  /** Gives up the permissions the report does not need; called first. */
+  /** Gives up the permissions the report does not need; called once the arguments are read. */
   dropPermissions?: () => Promise<void>;
+  /**
+   * Loads the C library (Linux), for a `--geoip` database opened without blocking and checked on
+   * its descriptor; called before {@linkcode ReportOptions.dropPermissions} (it needs `ffi`).
+   */
+  loadLibc?: () => Libc;
 }
 
 /**
@@ -75,6 +81,7 @@ export function denoReportOptions(): ReportOptions {
     noColor: Deno.noColor,
     now: Date.now,
     dropPermissions: dropReportPermissions,
+    loadLibc: Deno.build.os === "linux" ? openLibc : undefined,
   };
 }
 
@@ -230,8 +237,12 @@ async function openInput(path: string): Promise<Deno.FsFile> {
   }
 }
 
-async function run(parsed: ReportArgs, options: ReportOptions, zone: Zone): Promise<void> {
-  const geo = parsed.geoip === null ? undefined : await GeoDatabase.open(parsed.geoip);
+async function run(
+  parsed: ReportArgs,
+  options: ReportOptions & { zone: Zone; libc: Libc | undefined },
+): Promise<void> {
+  const { zone, libc } = options;
+  const geo = parsed.geoip === null ? undefined : await GeoDatabase.open(parsed.geoip, { libc });
   const period = { since: parsed.since, until: parsed.until };
   const stats = new ConnectionStats(period);
   const parser = new LogParser(stats, zone);
@@ -276,6 +287,16 @@ async function run(parsed: ReportArgs, options: ReportOptions, zone: Zone): Prom
   await options.stdout(text);
 }
 
+/** The C library, or `undefined` where it cannot be loaded (the database is opened by Deno). */
+function loadLibc(options: ReportOptions): Libc | undefined {
+  try {
+    return options.loadLibc?.();
+  } catch {
+    // No libc.so.6 (musl, another system), or no `ffi` permission.
+    return undefined;
+  }
+}
+
 /** Runs `net-bouncer report` with `args` (after `report`); resolves to the exit code. */
 export async function report(args: string[], options: ReportOptions): Promise<number> {
   const fail = async (message: string, code: number) => {
@@ -284,9 +305,11 @@ export async function report(args: string[], options: ReportOptions): Promise<nu
     return code;
   };
   try {
-    await options.dropPermissions?.();
+    // Reading the arguments reads no file; they tell whether libc is needed before the drop.
     const zone = new Zone(options.timeZone);
     const parsed = parseReportArgs(args, { now: options.now(), zone });
+    const libc = parsed.geoip === null ? undefined : loadLibc(options);
+    await options.dropPermissions?.();
     if (parsed.help) {
       await options.stdout(REPORT_USAGE);
       return 0;
@@ -299,7 +322,7 @@ export async function report(args: string[], options: ReportOptions): Promise<nu
         }: times are read and shown in ${FALLBACK_ZONE}\n`,
       );
     }
-    await run(parsed, options, zone);
+    await run(parsed, { ...options, zone, libc });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) return await fail(error.message, 2);

@@ -12,6 +12,7 @@ import geoPackage from "@ip-location-db/geo-whois-asn-country-mmdb/package.json"
 import { report } from "../../lib/report/report.ts";
 import { countryNameOf, GeoDatabase, GEOIP_MAX_BYTES } from "../../lib/report/geoip.ts";
 import type { JsonReport } from "../../lib/report/json.ts";
+import { openLibc } from "../../lib/linux/libc.ts";
 import { withTempDir } from "../_util.ts";
 import { mmdb } from "./_mmdb.ts";
 
@@ -108,17 +109,26 @@ Deno.test("report geoip: text that is not an IP address gets no country", async 
   }
 });
 
-Deno.test("report geoip: only a regular file up to the size limit is read", async () => {
+for (const opener of ["Deno", "libc"] as const) {
+  Deno.test({
+    name: `report geoip: only a regular file up to the size limit is read (${opener})`,
+    ignore: opener === "libc" && Deno.build.os !== "linux",
+    fn: () => onlyRegularFiles(opener),
+  });
+}
+
+async function onlyRegularFiles(opener: "Deno" | "libc"): Promise<void> {
+  const libc = opener === "libc" ? openLibc() : undefined;
   await withTempDir(async (dir) => {
     const expectError = async (path: string, pattern: RegExp) => {
-      await assert.rejects(GeoDatabase.open(path), (error: Error) => {
+      await assert.rejects(GeoDatabase.open(path, { libc }), (error: Error) => {
         assert.match(error.message, pattern);
         return true;
       });
     };
     const notRegular = /^Cannot read GeoIP database "[^"]+": not a regular file$/;
     await expectError("/dev/zero", notRegular);
-    await expectError(dir, notRegular);
+    await expectError(dir, /^Cannot read GeoIP database "[^"]+": is a directory$/);
     // A FIFO without a writer: opening it would block; it is refused before.
     const fifo = `${dir}/fifo`;
     const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output();
@@ -135,8 +145,16 @@ Deno.test("report geoip: only a regular file up to the size limit is read", asyn
       large,
       new RegExp(`: larger than ${GEOIP_MAX_BYTES / 1024 / 1024} MiB$`),
     );
+    await expectError(
+      `${dir}/missing.mmdb`,
+      /^Cannot read GeoIP database "[^"]+": no such file or directory$/,
+    );
+    // A regular file reads.
+    Deno.writeFileSync(`${dir}/test.mmdb`, mmdb(DATABASE));
+    const geo = await GeoDatabase.open(`${dir}/test.mmdb`, { libc });
+    assert.equal(geo.lookup("192.0.2.1").country, "DE");
   });
-});
+}
 
 Deno.test("report geoip: AS numbers and organisations in the tables", async () => {
   await withTempDir(async (dir) => {

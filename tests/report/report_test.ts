@@ -14,6 +14,7 @@ import geoPackage from "@ip-location-db/geo-whois-asn-country-mmdb/package.json"
 import { report, type ReportOptions } from "../../lib/report/report.ts";
 import type { JsonReport } from "../../lib/report/json.ts";
 import {
+  DEADLINE_MS,
   knockFrom,
   MAIN,
   needsTools,
@@ -502,6 +503,28 @@ Deno.test("report: the real program with an unknown TZ reports in UTC and says s
     // The text lines were written in UTC: the daemon's Date falls back to UTC too.
     assert.equal(json.period.first, "2026-11-25T08:00:00+00:00");
     assert.ok(outputs.html.includes("(UTC, as the time zone is unknown)"));
+  });
+});
+
+Deno.test("report: the real program refuses a --geoip that is not a regular file, at once", async () => {
+  await withTempDir(async (dir) => {
+    Deno.writeTextFileSync(`${dir}/net-bouncer.log`, SAMPLE);
+    const fifo = `${dir}/fifo`;
+    assert.equal((await run("mkfifo", [fifo])).code, 0);
+    for (const path of ["/dev/zero", fifo]) {
+      // Before, /dev/zero grew without bound and a FIFO hung: a deadline.
+      const result = await run(
+        Deno.execPath(),
+        [...productionRunArgs(), MAIN, "report", "--geoip", path, `${dir}/net-bouncer.log`],
+        { timeoutMs: DEADLINE_MS },
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.stdout, "");
+      assert.equal(
+        result.stderr,
+        `net-bouncer: error: Cannot read GeoIP database "${path}": not a regular file\n`,
+      );
+    }
   });
 });
 
