@@ -362,6 +362,24 @@ Deno.test("report: text shows the tables and chart; colour only on a terminal wi
   assert.equal(noColor.stdout, plain.stdout);
 });
 
+Deno.test("report: lines dated outside the parser's years are unreadable, and said so", async () => {
+  const log = SAMPLE + "0001-01-01 00:00:00.000 [INFO] Connection from 192.0.2.9 on port 22\n" +
+    "9999-12-31 23:59:59.999 [INFO] Connection from 192.0.2.9 on port 22\n";
+  const text = await runReport([], { input: log });
+  assert.equal(text.code, 0, text.stderr);
+  assert.ok(
+    text.stdout.includes(
+      "8 lines read; skipped: 1 other event, 3 unreadable (2 dated outside 1970 to 2099)",
+    ),
+    text.stdout,
+  );
+  // Before, the period ran from 1901 (Date.UTC's two-digit years) to 9999.
+  assert.match(text.stdout, /^net-bouncer report {2}2026-11-25 08:00:00 to 2026-11-25 08:00:03 /);
+  const html = await runReport(["--format", "html"], { input: log });
+  assert.ok(html.stdout.includes("3 unreadable (2 dated outside 1970 to 2099)"));
+  assert.ok(html.stdout.includes("skipped: 1 other event,"), "not 1 other events");
+});
+
 Deno.test("report: a progress line on a terminal for long inputs, cleared at the end", async () => {
   let clock = T0;
   const chunks = Array.from({ length: 20 }, () => new TextEncoder().encode(SAMPLE));
