@@ -190,7 +190,7 @@ export function parseReportArgs(
   const format = values.get("format");
   if (format !== undefined) {
     if (!(REPORT_FORMATS as readonly string[]).includes(format)) {
-      throw badValue("--format", format, `allowed choices are ${REPORT_FORMATS.join(", ")}`);
+      throw badValue("--format", format, `expected one of ${REPORT_FORMATS.join(", ")}`);
     }
     result.format = format as ReportFormat;
   }

@@ -5,6 +5,7 @@
 import { Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { isOsError, quote, reason, UsageError, withMessage } from "../errors.ts";
+import { callerDirectory, resolvePath } from "../config/resolve_path.ts";
 import { type Libc, openLibc } from "../linux/libc.ts";
 import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./args.ts";
 import { GeoDatabase } from "./geoip.ts";
@@ -40,6 +41,11 @@ export interface ReportOptions {
   now: () => number;
   /** IANA time zone of text log lines and of the times shown (default: the system's; UTC if unknown). */
   timeZone?: string;
+  /**
+   * The directory relative paths (log files, `--geoip`) are resolved against: the caller's under
+   * `deno task` (`INIT_CWD`); `null` or unset for the process's own.
+   */
+  cwd?: string | null;
   /** Gives up the permissions the report does not need; called once the arguments are read. */
   dropPermissions?: () => Promise<void>;
   /**
@@ -80,6 +86,7 @@ export function denoReportOptions(): ReportOptions {
     isTerminal: { stdout: Deno.stdout.isTerminal(), stderr: Deno.stderr.isTerminal() },
     noColor: Deno.noColor,
     now: Date.now,
+    cwd: callerDirectory(),
     dropPermissions: dropReportPermissions,
     loadLibc: Deno.build.os === "linux" ? openLibc : undefined,
   };
@@ -287,6 +294,16 @@ async function run(
   await options.stdout(text);
 }
 
+/** `parsed` with its relative paths resolved against `options.cwd` (see lib/config/resolve_path.ts). */
+function resolvePaths(parsed: ReportArgs, options: ReportOptions): ReportArgs {
+  const cwd = options.cwd ?? null;
+  return {
+    ...parsed,
+    files: parsed.files.map((path) => resolvePath(path, { cwd })),
+    geoip: parsed.geoip === null ? null : resolvePath(parsed.geoip, { cwd }),
+  };
+}
+
 /** The C library, or `undefined` where it cannot be loaded (the database is opened by Deno). */
 function loadLibc(options: ReportOptions): Libc | undefined {
   try {
@@ -307,7 +324,7 @@ export async function report(args: string[], options: ReportOptions): Promise<nu
   try {
     // Reading the arguments reads no file; they tell whether libc is needed before the drop.
     const zone = new Zone(options.timeZone);
-    const parsed = parseReportArgs(args, { now: options.now(), zone });
+    const parsed = resolvePaths(parseReportArgs(args, { now: options.now(), zone }), options);
     const libc = parsed.geoip === null ? undefined : loadLibc(options);
     await options.dropPermissions?.();
     if (parsed.help) {

@@ -112,7 +112,7 @@ Deno.test("report: usage errors are one line and exit 2", async () => {
     [["--help=yes"], 'Option "--help" takes no value'],
     [
       ["--format", "xml"],
-      'Option "--format" cannot be "xml": allowed choices are text, json, html',
+      'Option "--format" cannot be "xml": expected one of text, json, html',
     ],
     [["--format", "json", "--format=html"], 'Option "--format" given twice: "json" and "html"'],
     [["--top", "0"], 'Option "--top" cannot be "0": expected a whole number from 1 to 999999'],
@@ -257,6 +257,47 @@ Deno.test("report: runtime errors (files, database) are one line and exit 1", as
       1,
       `Cannot read GeoIP database "${dir}/none.mmdb": no such file or directory`,
     );
+  });
+});
+
+Deno.test("report: relative paths are the caller's (INIT_CWD under deno task)", async () => {
+  await withTempDir(async (dir) => {
+    Deno.mkdirSync(`${dir}/logs`);
+    Deno.writeTextFileSync(`${dir}/logs/a.log`, SAMPLE);
+    Deno.copyFileSync(GEO_DATABASE, `${dir}/geo.mmdb`);
+    const json = await jsonReport(["--geoip", "geo.mmdb", "logs/a.log", "-"], {
+      cwd: dir,
+      input: SAMPLE,
+    });
+    assert.equal(json.connections, 8);
+    assert.notEqual(json.countries, null);
+    assertError(
+      await runReport(["logs/missing.log"], { cwd: dir }),
+      1,
+      `Cannot open log file "${dir}/logs/missing.log": no such file or directory`,
+    );
+  });
+});
+
+Deno.test("report: `deno task start report FILE` reads FILE where the caller stands", async () => {
+  await withTempDir(async (dir) => {
+    Deno.writeTextFileSync(`${dir}/here.log`, SAMPLE);
+    const result = await run(
+      Deno.execPath(),
+      [
+        "task",
+        "--quiet",
+        "--config",
+        `${ROOT}deno.json`,
+        "start",
+        "report",
+        "--format=json",
+        "here.log",
+      ],
+      { cwd: dir, timeoutMs: DEADLINE_MS },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as JsonReport).connections, 4);
   });
 });
 
