@@ -46,7 +46,11 @@ Options:
   -h, --help               print this help and exit
 
 TIME is a date or date and time in local time (2026-11-25, 2026-11-25T08:00, "2026-11-25 08:00:00"),
-one with an offset (2026-11-25T08:00:00Z, ...+01:00), or a time ago: 30m, 24h, 7d, 2w.
+one with an offset (2026-11-25T08:00:00Z, ...+01:00), or a time ago: 30m, 24h, 7d, 2w; years 1970
+to 2099, as the lines read (others count as unreadable).
+
+Local time is the system's time zone (TZ, /etc/localtime); a zone name the system does not know
+(TZ=Foo/Bar, in which the daemon writes UTC too) is taken as UTC, with a warning on standard error.
 
 Example: net-bouncer report --since 7d /var/log/net-bouncer/net-bouncer.log*
 `;
