@@ -37,6 +37,20 @@ export function programCommand(args: string[] = []): string[] {
   return [Deno.execPath(), ...productionRunArgs(), MAIN, ...args];
 }
 
+/**
+ * A `deno task start` of this checkout run from another directory, as a user types it: the
+ * command's arguments and its environment. `INIT_CWD` is left out: Deno keeps an inherited one,
+ * so the outer `deno task test` would otherwise stand in for the caller's directory.
+ */
+export function startTask(
+  args: string[],
+): { args: string[]; env: Record<string, string>; clearEnv: true } {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  const taskArgs = ["task", "--quiet", "--config", `${ROOT}deno.json`, "start", ...args];
+  return { args: taskArgs, env, clearEnv: true };
+}
+
 /** The loopback addresses of both families, the clients most tests connect from. */
 export const LOOPBACK_CLIENTS: readonly string[] = ["127.0.0.1", "::1"];
 
@@ -234,12 +248,20 @@ export interface RunResult {
 export async function run(
   cmd: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    /** Start from `env` alone, not this process's environment. */
+    clearEnv?: boolean;
+    stdin?: string;
+    timeoutMs?: number;
+  } = {},
 ): Promise<RunResult> {
   const child = new Deno.Command(cmd, {
     args,
     cwd: options.cwd,
     env: options.env,
+    clearEnv: options.clearEnv,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

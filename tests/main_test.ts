@@ -16,6 +16,7 @@ import {
   ROOT,
   runProgram,
   startProgram,
+  startTask,
   waitFor,
   withTempDir,
 } from "./_util.ts";
@@ -513,15 +514,9 @@ Deno.test("deno task start: relative paths resolve against the caller's director
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/allow.txt`, "192.0.2.0/24\n");
     // Deno runs the task in the project's directory; the caller stands in `dir`.
+    const task = startTask(["-p", "0", "-l", "log/net-bouncer.log", "--ignore-file", "allow.txt"]);
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "task",
-        "--quiet",
-        "--config",
-        `${ROOT}deno.json`,
-        "start",
-        ...["-p", "0", "-l", "log/net-bouncer.log", "--ignore-file", "allow.txt"],
-      ],
+      ...task,
       cwd: dir,
       stdin: "null",
       stdout: "null",

@@ -23,6 +23,7 @@ import {
   ROOT,
   run,
   startProgram,
+  startTask,
   waitFor,
   withTempDir,
 } from "../_util.ts";
@@ -282,20 +283,8 @@ Deno.test("report: relative paths are the caller's (INIT_CWD under deno task)", 
 Deno.test("report: `deno task start report FILE` reads FILE where the caller stands", async () => {
   await withTempDir(async (dir) => {
     Deno.writeTextFileSync(`${dir}/here.log`, SAMPLE);
-    const result = await run(
-      Deno.execPath(),
-      [
-        "task",
-        "--quiet",
-        "--config",
-        `${ROOT}deno.json`,
-        "start",
-        "report",
-        "--format=json",
-        "here.log",
-      ],
-      { cwd: dir, timeoutMs: DEADLINE_MS },
-    );
+    const { args, ...task } = startTask(["report", "--format=json", "here.log"]);
+    const result = await run(Deno.execPath(), args, { ...task, cwd: dir, timeoutMs: DEADLINE_MS });
     assert.equal(result.code, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as JsonReport).connections, 4);
   });
