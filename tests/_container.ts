@@ -10,7 +10,15 @@
  * every exit path: `stop()` (call it in `finally`) and an unload handler; a bind left by a
  * killed test run is unmounted by the next boot.
  */
-import { DEADLINE_MS, productionRunArgs, ROOT, run, type RunResult, waitFor } from "./_util.ts";
+import {
+  DEADLINE_MS,
+  productionRunArgs,
+  ROOT,
+  run,
+  type RunResult,
+  shellRunner,
+  waitFor,
+} from "./_util.ts";
 
 /** Where the read-only binds of `/` are mounted: a directory nothing removes recursively. */
 export const MOUNT_BASE = "/var/lib/net-bouncer-test-containers";
@@ -330,15 +338,7 @@ function makeContainer(pid: number, stop: () => Promise<void>): Container {
   return {
     pid,
     exec,
-    sh: async (script, options) => {
-      const result = await exec(["sh", "-c", script], options);
-      if (result.code !== 0) {
-        throw new Error(
-          `Script failed (exit ${result.code}): ${script}\n${result.stdout}${result.stderr}`,
-        );
-      }
-      return result.stdout;
-    },
+    sh: shellRunner(exec),
     spawnInNetwork: (args) =>
       new Deno.Command("nsenter", {
         args: ["-t", String(pid), "-n", ...args],

@@ -49,6 +49,18 @@ export interface Fail2ban {
 }
 
 /**
+ * The admin's jail.local of a test: the plain `net-bouncer` jail off, each of `jails` on and
+ * reading `logFile` (pyinotify, what backend = auto picks with python3-pyinotify), with its lines.
+ */
+export function jailLocal(logFile: string, jails: Record<string, string[]>): string {
+  const sections = Object.entries(jails).map((
+    [jail, lines],
+  ) => [`[${jail}]`, "enabled = true", `logpath = ${logFile}`, "backend = pyinotify", ...lines]);
+  const plain = "net-bouncer" in jails ? [] : [["[net-bouncer]", "enabled = false"]];
+  return [...plain, ...sections].flat().join("\n") + "\n";
+}
+
+/**
  * Writes the config into `dir`/conf: the system's, the contrib files, the test action record.conf,
  * `local` as jail.d/net-bouncer.local; fail2ban's own log, socket, pid file and database under `dir`.
  */

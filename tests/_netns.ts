@@ -5,7 +5,7 @@
  * that sleeps holds both; commands enter them with nsenter. Firewall rules made inside (nftables,
  * iptables) are the sandbox's own and vanish with it.
  */
-import { DEADLINE_MS, run, type RunResult } from "./_util.ts";
+import { DEADLINE_MS, run, type RunResult, shellRunner } from "./_util.ts";
 
 /** How long the sandbox lives at most (its holder sleeps this long), in seconds. */
 export const SANDBOX_LIFETIME_S = 900;
@@ -144,15 +144,7 @@ export async function startSandbox(
     pid,
     wrap,
     exec,
-    sh: async (script, options) => {
-      const result = await exec(["sh", "-c", script], options);
-      if (result.code !== 0) {
-        throw new Error(
-          `Script failed (exit ${result.code}): ${script}\n${result.stdout}${result.stderr}`,
-        );
-      }
-      return result.stdout;
-    },
+    sh: shellRunner(exec),
     spawn: (args, { env } = {}) => {
       const [cmd, ...rest] = wrap(args);
       return new Deno.Command(cmd, {

@@ -282,6 +282,24 @@ export async function run(
   };
 }
 
+/**
+ * A `sh(script)` over an `exec` that runs a command somewhere (a container, a namespace): resolves
+ * to the script's standard output, throws with its output unless it exits 0.
+ */
+export function shellRunner(
+  exec: (args: string[], options?: { timeoutMs?: number }) => Promise<RunResult>,
+): (script: string, options?: { timeoutMs?: number }) => Promise<string> {
+  return async (script, options) => {
+    const result = await exec(["sh", "-c", script], options);
+    if (result.code !== 0) {
+      throw new Error(
+        `Script failed (exit ${result.code}): ${script}\n${result.stdout}${result.stderr}`,
+      );
+    }
+    return result.stdout;
+  };
+}
+
 /** Runs the program to completion (for bad input); returns code, stdout and stderr. */
 export async function runProgram(
   args: string[],

@@ -480,24 +480,6 @@ Deno.test("on Linux without a loadable C library: one warning, then the portable
   });
 });
 
-Deno.test("-p 0 with -b 0.0.0.0 -b :: binds one port that both share", async () => {
-  await withTempDir(async (dir) => {
-    const program = await startProgram(["-b", "0.0.0.0", "-b", "::", "-p", "0"], {
-      logFile: `${dir}/log`,
-      listening: 2,
-    });
-    try {
-      assert.equal(program.ports.length, 1, program.log());
-      await knock("127.0.0.1", program.port);
-      await knock("::1", program.port);
-      await program.waitForLines(CONNECTION_LINE, 2);
-    } finally {
-      assert.equal((await program.stop()).code, 0);
-    }
-    assert.deepEqual(connectionAddresses(program.log()), ["127.0.0.1", "::1"]);
-  });
-});
-
 Deno.test("-l on a device (/dev/null, /dev/zero, /dev/tty) gives our one line, exit 1", async () => {
   for (const device of ["/dev/null", "/dev/zero", "/dev/tty"]) {
     const { code, stdout, stderr } = await runProgram(["-p", "0", "-l", device]);

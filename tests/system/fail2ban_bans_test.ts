@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   banSeconds,
   type Fail2ban,
+  jailLocal,
   lineTime,
   startFail2ban,
   writeFail2banConf,
@@ -71,17 +72,8 @@ async function subnetTest(banaction: keyof typeof FIREWALLS): Promise<Record<str
       program = await startProgram(["-p", "0"], { logFile, wrapper: sandbox.wrap([]) });
       const conf = writeFail2banConf(
         dir,
-        [
-          // The admin's .local: the subnet jail instead of the plain one.
-          "[net-bouncer]",
-          "enabled = false",
-          "[net-bouncer-subnet]",
-          "enabled = true",
-          `logpath = ${logFile}`,
-          "backend = pyinotify",
-          `banaction_subnet = ${banaction}`,
-          "",
-        ].join("\n"),
+        // The admin's .local: the subnet jail instead of the plain one.
+        jailLocal(logFile, { "net-bouncer-subnet": [`banaction_subnet = ${banaction}`] }),
       );
       fail2ban = await startFail2ban(conf, ["net-bouncer-subnet"], { sandbox });
       const rules = async () => (await sandbox.exec([...firewall.list])).stdout;
@@ -200,16 +192,10 @@ Deno.test({
         // Only bantime is shortened: bantime.increment and bantime.maxtime are the shipped ones.
         const conf = writeFail2banConf(
           dir,
-          jails.map((jail) =>
-            [
-              `[${jail}]`,
-              "enabled = true",
-              `logpath = ${logFile}`,
-              "backend = pyinotify",
-              `bantime = ${SHORT_BANTIME_S}`,
-              "",
-            ].join("\n")
-          ).join("\n"),
+          jailLocal(
+            logFile,
+            Object.fromEntries(jails.map((jail) => [jail, [`bantime = ${SHORT_BANTIME_S}`]])),
+          ),
         );
         fail2ban = await startFail2ban(conf, jails, { sandbox });
         for (const jail of jails) {

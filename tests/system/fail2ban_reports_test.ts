@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   type Fail2ban,
+  jailLocal,
   lineTime,
   recorded,
   startFail2ban,
@@ -117,22 +118,17 @@ Deno.test({
         const quota = `${dir}/abuseipdb.quota`;
         const conf = writeFail2banConf(
           dir,
-          [
-            "[net-bouncer]",
-            "enabled = false",
-            "[net-bouncer-abuseipdb]",
-            "enabled = true",
-            `logpath = ${logFile}`,
-            "backend = pyinotify",
-            `abuseipdb_apikey = ${API_KEY}`,
-            `abuseipdb_quota_file = ${quota}`,
-            // The daily limit, lowered from 1,000 so that the test reaches it.
-            "abuseipdb_daily_limit = 2",
-            // The shipped action, then the test's barrier: once it ran, the report was sent.
-            "action = %(known/action)s",
-            `         record[file="${record}"]`,
-            "",
-          ].join("\n"),
+          jailLocal(logFile, {
+            "net-bouncer-abuseipdb": [
+              `abuseipdb_apikey = ${API_KEY}`,
+              `abuseipdb_quota_file = ${quota}`,
+              // The daily limit, lowered from 1,000 so that the test reaches it.
+              "abuseipdb_daily_limit = 2",
+              // The shipped action, then the test's barrier: once it ran, the report was sent.
+              "action = %(known/action)s",
+              `         record[file="${record}"]`,
+            ],
+          }),
         );
         fail2ban = await startFail2ban(conf, ["net-bouncer-abuseipdb"], { sandbox });
 
@@ -199,22 +195,14 @@ Deno.test({
         const jails = ["net-bouncer-subnet", "net-bouncer-alert"];
         const conf = writeFail2banConf(
           dir,
-          [
-            "[net-bouncer]",
-            "enabled = false",
-            "[net-bouncer-subnet]",
-            "enabled = true",
-            `logpath = ${logFile}`,
-            "backend = pyinotify",
-            "[net-bouncer-alert]",
-            "enabled = true",
-            `logpath = ${logFile}`,
-            "backend = pyinotify",
-            "webhook_url = http://127.0.0.1:8080/",
-            "action = %(known/action)s",
-            `         record[file="${dir}/recorded"]`,
-            "",
-          ].join("\n"),
+          jailLocal(logFile, {
+            "net-bouncer-subnet": [],
+            "net-bouncer-alert": [
+              "webhook_url = http://127.0.0.1:8080/",
+              "action = %(known/action)s",
+              `         record[file="${dir}/recorded"]`,
+            ],
+          }),
         );
         fail2ban = await startFail2ban(conf, jails, { sandbox });
         const rules = async () =>
