@@ -1,16 +1,16 @@
 /**
- * Benchmark of the allow-list as it ships: the program runs as the `start` task runs it (its
+ * Benchmark of the allow-list as it ships: the program runs with the compile task's flags (its
  * permission set and V8 flags: --jitless, as the compiled binary), a separate process, on real
  * files. For each list it prints the start-up time to the Listening line, the peak memory, the
  * time from SIGHUP to the Reloaded line, and the longest a client waited to be accepted during
  * that reload (clients one after another, as fast as the daemon closes them).
  *
- *     deno run --allow-all scripts/bench_allow_list.ts
+ *     deno task bench:allow-list
  */
+import { compileFlags } from "./compile_all.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
-const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
-const words = String(config.tasks.start).trim().split(/\s+/);
-const RUN_FLAGS = words.slice(1, words.indexOf("main.ts"));
+const RUN_FLAGS = ["run", ...compileFlags().flags];
 
 /** A list of `count` lines from `line(i)`, at most `maxBytes`. */
 function writeList(path: string, line: (i: number) => string, maxBytes: number, count = Infinity) {

@@ -206,7 +206,9 @@ function readArgs(args: readonly string[]): Values | "help" | "version" {
     }
     if (!arg.startsWith("-") || arg === "-") throw unexpected(arg);
     const { name, spec, inline } = splitOption(arg);
-    if (spec === undefined) throw new UsageError(`Unknown option ${quote(name)}`);
+    if (spec === undefined) {
+      throw new UsageError(`Unknown option ${quote(name)}: see "net-bouncer --help"`);
+    }
     if (spec.value === undefined && inline !== undefined) {
       throw new UsageError(`Option ${quote(name)} takes no value`);
     }

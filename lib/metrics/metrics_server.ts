@@ -13,6 +13,7 @@ import {
   acceptErrorCode,
   acceptErrorKind,
 } from "../daemon/accept_error.ts";
+import { writeAll } from "../write_all.ts";
 
 /** The largest request head (request line and headers) read, in bytes; more is answered 431. */
 export const MAX_REQUEST_BYTES = 8 * 1024;
@@ -299,11 +300,6 @@ function response(
   bytes.set(header);
   bytes.set(body, header.length);
   return bytes;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 /** Reads and discards until the client closes (bounded by the connection's deadline). */

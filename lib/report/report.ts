@@ -16,6 +16,7 @@ import { ConnectionStats, summarize } from "./stats.ts";
 import { formatCount } from "./table.ts";
 import { formatTextReport } from "./text.ts";
 import { FALLBACK_ZONE, Zone } from "./zone.ts";
+import { type PartialWriter, writeAll } from "../write_all.ts";
 
 /** Inputs that take longer than this show a progress line (on a terminal). */
 const PROGRESS_DELAY_MS = 1000;
@@ -67,10 +68,10 @@ export async function dropReportPermissions(): Promise<void> {
 
 const encoder = new TextEncoder();
 
-async function writeAll(writer: { write(bytes: Uint8Array): Promise<number> }, text: string) {
-  let bytes = encoder.encode(text);
+/** Writes `text` to a standard stream; a reader that went away ends nothing. */
+async function writeText(writer: PartialWriter, text: string): Promise<void> {
   try {
-    while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+    await writeAll(writer, encoder.encode(text));
   } catch (error) {
     // The reader went away (`net-bouncer report | head`): nobody is left to tell.
     if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
@@ -80,8 +81,8 @@ async function writeAll(writer: { write(bytes: Uint8Array): Promise<number> }, t
 /** The options of the real program: its standard streams, clock and permission drop. */
 export function denoReportOptions(): ReportOptions {
   return {
-    stdout: (text) => writeAll(Deno.stdout, text),
-    stderr: (text) => writeAll(Deno.stderr, text),
+    stdout: (text) => writeText(Deno.stdout, text),
+    stderr: (text) => writeText(Deno.stderr, text),
     stdin: Deno.stdin.readable,
     isTerminal: { stdout: Deno.stdout.isTerminal(), stderr: Deno.stderr.isTerminal() },
     noColor: Deno.noColor,

@@ -146,13 +146,13 @@ const BAD_INPUTS: [string[], string][] = [
   [["-p", "-1"], 'Cannot listen on port "-1": not a number'],
   [["-p", "1e3"], 'Cannot listen on port "1e3": not a number'],
   [["-p", ""], 'Cannot listen on port "": not a number'],
-  [["-p", "22", "--bogus"], 'Unknown option "--bogus"'],
-  [["-p", "22", "--bogus=1"], 'Unknown option "--bogus"'],
-  [["-p", "22", "-x"], 'Unknown option "-x"'],
-  [["-p", "22", "--4"], 'Unknown option "--4"'],
+  [["-p", "22", "--bogus"], 'Unknown option "--bogus": see "net-bouncer --help"'],
+  [["-p", "22", "--bogus=1"], 'Unknown option "--bogus": see "net-bouncer --help"'],
+  [["-p", "22", "-x"], 'Unknown option "-x": see "net-bouncer --help"'],
+  [["-p", "22", "--4"], 'Unknown option "--4": see "net-bouncer --help"'],
   // Flags are single: "-46" is not "-4 -6".
-  [["-p", "22", "-46"], 'Unknown option "-46"'],
-  [["-p", "22", "-4x"], 'Unknown option "-4x"'],
+  [["-p", "22", "-46"], 'Unknown option "-46": see "net-bouncer --help"'],
+  [["-p", "22", "-4x"], 'Unknown option "-4x": see "net-bouncer --help"'],
   [["-p", "22", "extra"], 'Unexpected argument "extra": net-bouncer takes options only'],
   [["-p", "22", "-"], 'Unexpected argument "-": net-bouncer takes options only'],
   [["-p", "22", "--", "-4"], 'Unexpected argument "-4": net-bouncer takes options only'],
@@ -228,7 +228,10 @@ const BAD_INPUTS: [string[], string][] = [
   // Control characters are escaped, so they cannot drive the terminal or cut the message.
   [["-p", "\x1b[31m"], 'Cannot listen on port "\\x1b[31m": not a number'],
   [["-p", "22\n23"], 'Cannot listen on port "22\\n23": not a number'],
-  [["-p", "22", "--bo\x1b]0;owned\x07gus"], 'Unknown option "--bo\\x1b]0;owned\\x07gus"'],
+  [
+    ["-p", "22", "--bo\x1b]0;owned\x07gus"],
+    'Unknown option "--bo\\x1b]0;owned\\x07gus": see "net-bouncer --help"',
+  ],
   [
     ["-p", "22", "\r\u202e\x9b"],
     'Unexpected argument "\\r\\u{202e}\\x9b": net-bouncer takes options only',
