@@ -491,3 +491,15 @@ export function withFakeClocks<T>(
     else Object.defineProperty(performance, "now", own);
   }
 }
+
+/** Runs `fn` with the process's local time zone set to `zone` (the daemon writes local time). */
+export function withTimeZone(zone: string, fn: () => void): void {
+  const before = Deno.env.get("TZ");
+  Deno.env.set("TZ", zone);
+  try {
+    fn();
+  } finally {
+    if (before === undefined) Deno.env.delete("TZ");
+    else Deno.env.set("TZ", before);
+  }
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createFormatter } from "../../lib/log/format.ts";
+import { withTimeZone } from "../_util.ts";
 
 // 2026-11-25 08:01:02.345 UTC
 const MS = Date.UTC(2026, 10, 25, 8, 1, 2, 345);
@@ -8,17 +9,6 @@ const decoder = new TextDecoder();
 /** The connection line as text (the formatter returns bytes in a reused buffer). */
 function connection(format: "text" | "json", ms: number, ip: string, src: number, dst: number) {
   return decoder.decode(createFormatter(format).connection(ms, ip, src, dst));
-}
-
-function withTimeZone(zone: string, fn: () => void): void {
-  const before = Deno.env.get("TZ");
-  Deno.env.set("TZ", zone);
-  try {
-    fn();
-  } finally {
-    if (before === undefined) Deno.env.delete("TZ");
-    else Deno.env.set("TZ", before);
-  }
 }
 
 Deno.test("text format writes exactly the classic line in local time with milliseconds", () => {

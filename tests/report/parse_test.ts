@@ -4,6 +4,7 @@ import { createFormatter } from "../../lib/log/format.ts";
 import { parseSourceAddress } from "../../lib/report/network.ts";
 import { LogParser } from "../../lib/report/parse.ts";
 import { Zone } from "../../lib/report/zone.ts";
+import { withTimeZone } from "../_util.ts";
 
 const encoder = new TextEncoder();
 
@@ -62,18 +63,6 @@ Deno.test("report parse: a JSON connection line, by its offset", () => {
     '"time":"2026-11-25T08:00:00.000Z","level":"info"}\n';
   assert.deepEqual(parse(other).connections, [[Date.UTC(2026, 10, 25, 8), "192.0.2.7", 23]]);
 });
-
-/** Runs `fn` with the process's local time zone set to `zone` (lib/log/format.ts writes local time). */
-function withTimeZone(zone: string, fn: () => void): void {
-  const before = Deno.env.get("TZ");
-  Deno.env.set("TZ", zone);
-  try {
-    fn();
-  } finally {
-    if (before === undefined) Deno.env.delete("TZ");
-    else Deno.env.set("TZ", before);
-  }
-}
 
 /** The hour that Berlin's clocks repeat in 2026 (the second 02:00-03:00, in CET). */
 const REPEATED_HOUR = [Date.UTC(2026, 9, 25, 1), Date.UTC(2026, 9, 25, 2)];
