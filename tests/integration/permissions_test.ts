@@ -60,30 +60,26 @@ async function probe(args: string[], { logFile }: { logFile?: string } = {}) {
   });
 }
 
+/** What the probe finds once the daemon is serving: every permission given up. */
+const EVERYTHING_DENIED = {
+  connect: "denied",
+  listen: "denied",
+  read: "denied",
+  env: "denied",
+  run: "denied",
+  ffi: "denied",
+};
+
 for (const listener of LISTENERS) {
   Deno.test(`[${listener}] after start-up the daemon cannot connect out, listen anew, read files, load a library, run or read the environment; it still logs`, async () => {
     const results = await probe(["--listener", listener, "-p", "0"]);
-    assert.deepEqual(results, {
-      connect: "denied",
-      listen: "denied",
-      read: "denied",
-      env: "denied",
-      run: "denied",
-      ffi: "denied",
-    });
+    assert.deepEqual(results, EVERYTHING_DENIED);
   });
 }
 
 Deno.test("with a log file the daemon gives up reading too: libc opens and checks it on SIGHUP", async () => {
   await withTempDir(async (dir) => {
     const results = await probe(["-p", "0"], { logFile: `${dir}/log` });
-    assert.deepEqual(results, {
-      connect: "denied",
-      listen: "denied",
-      read: "denied",
-      env: "denied",
-      run: "denied",
-      ffi: "denied",
-    });
+    assert.deepEqual(results, EVERYTHING_DENIED);
   });
 });
