@@ -161,6 +161,8 @@ const SYMBOLS = {
   // hop to a worker thread and back would cost more than the accepts.
   epoll_poll: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // The native listener's short wait before a busy round (COALESCE_WAIT_US).
+  usleep: { parameters: ["u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   // Files opened without blocking and checked by descriptor (lib/linux/regular_file.ts).

@@ -1,7 +1,7 @@
 /**
  * What the native listener sees that Deno's accept cannot: clients that reset right after the
  * handshake (connect scans), and sockets whose IPV6_V6ONLY it sets itself. The real program as a
- * subprocess; loopback and a network namespace of the test's own.
+ * subprocess; loopback and a network namespace of the test's own. In process: when a round waits.
  */
 import assert from "node:assert/strict";
 import {
@@ -18,6 +18,9 @@ import {
   waitFor,
   withTempDir,
 } from "../_util.ts";
+import { openLibc } from "../../lib/linux/libc.ts";
+import { COALESCE_WAIT_US, NativeListeners } from "../../lib/daemon/native_listener.ts";
+import { collectingSink } from "./_collecting_sink.ts";
 
 const RESETS = 5_000;
 const SOURCES = 50;
@@ -255,5 +258,45 @@ Deno.test({
       }
       assert.deepEqual(late, [], "clients that saw the close before their line was written");
     });
+  },
+});
+
+Deno.test({
+  name: "[native] a round waits COALESCE_WAIT_US only after a round of more than one connection",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const libc = openLibc();
+    const waits: number[] = [];
+    const symbols = {
+      ...libc.symbols,
+      usleep: (microseconds: number) => {
+        waits.push(microseconds);
+        return libc.symbols.usleep(microseconds);
+      },
+    };
+    const listeners = new NativeListeners({ symbols, errno: libc.errno });
+    const port = listeners.bind("127.0.0.1", 0, { v6only: false });
+    const sink = collectingSink();
+    const clients: Deno.Conn[] = [];
+    const connect = async () => clients.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    // Three clients wait in the queue before the loop starts: its first round takes them at once.
+    for (let i = 0; i < 3; i++) await connect();
+    const served = listeners.serve(sink);
+    try {
+      await waitFor("the first round", () => sink.addresses.length === 3);
+      assert.deepEqual(waits, []);
+      // The round after a busy one waits before it accepts.
+      await connect();
+      await waitFor("the second round", () => sink.addresses.length === 4);
+      assert.deepEqual(waits, [COALESCE_WAIT_US]);
+      // That round took one connection: a lone connection does not wait.
+      await connect();
+      await waitFor("the third round", () => sink.addresses.length === 5);
+      assert.deepEqual(waits, [COALESCE_WAIT_US]);
+    } finally {
+      listeners.close();
+      await served;
+      for (const client of clients) client.close();
+    }
   },
 });

@@ -1,22 +1,8 @@
 /** The portable listener (`Deno.listen`): stopping drains the queues in bounded time. */
 import assert from "node:assert/strict";
 import { PortableListeners } from "../../lib/daemon/portable_listener.ts";
-import type { ConnectionSink } from "../../lib/daemon/listener_set.ts";
-import { addressText } from "../../lib/daemon/client_address.ts";
+import { collectingSink } from "./_collecting_sink.ts";
 import { waitFor } from "../_util.ts";
-
-/** A sink that keeps the addresses it is given. */
-function collectingSink(): ConnectionSink & { addresses: string[] } {
-  const addresses: string[] = [];
-  return {
-    addresses,
-    connection: (address) => addresses.push(addressText(address)),
-    dropped: () => {},
-    reset: () => {},
-    acceptFailed: () => {},
-    flush: () => {},
-  };
-}
 
 Deno.test("PortableListeners: a client every 30 ms cannot hold a stop; what came is logged", async () => {
   const listeners = new PortableListeners({ drain: { idleMs: 50, maxMs: 500 } });
