@@ -77,11 +77,11 @@ const SYNC_WAIT_MS = 1;
  * How long a round waits before it accepts when the last round found more than one connection
  * (and fewer than ACCEPT_BATCH), in microseconds. Connections arriving together are then
  * accepted, written in one write and closed in one call: at 25,000 a second, rounds grew from
- * 1.4 connections to 6-10 and the CPU time per connection fell by a quarter (docs/performance.md).
- * A lone connection never waits; the kernel's timer slack (50 µs unless changed) makes the wait
- * 70-100 µs.
+ * 1.4 connections to 6-12 and the CPU time per connection fell by a third (docs/performance.md).
+ * A lone connection never waits. The kernel's timer slack (50 µs unless changed) makes the wait
+ * about 140 µs; 20 µs (about 100) saved less, 100 (about 190) no more.
  */
-export const COALESCE_WAIT_US = 20;
+export const COALESCE_WAIT_US = 50;
 /** The most ready descriptors one epoll_wait returns. */
 const MAX_EVENTS = 64;
 /** The epoll data that marks the wake-up eventfd (listeners use their index). */
