@@ -39,22 +39,31 @@ export function compileTaskWords(configText?: string): string[] {
 
 /**
  * The `compile` task's flags without its `--output` (every target gets its own) and its entry
- * point, which is returned separately.
+ * point, which is returned separately: the flags the binary runs with, which `deno run` takes
+ * too. The modules it embeds besides the entry's graph (`--include`: the report's worker) come
+ * apart, as `include`.
  */
-export function compileFlags(configText?: string): { flags: string[]; entry: string } {
+export function compileFlags(
+  configText?: string,
+): { flags: string[]; entry: string; include: string[] } {
   const words = compileTaskWords(configText).slice(2);
   const entry = words.pop();
   if (!entry || entry.startsWith("-")) throw new Error("compile task names no entry point");
   const flags: string[] = [];
+  const include: string[] = [];
   for (let i = 0; i < words.length; i++) {
     const word = words[i];
     if (word === "--output" || word === "-o") {
       i++; // Skip the value too.
+    } else if (word === "--include") {
+      include.push(words[++i]);
+    } else if (word.startsWith("--include=")) {
+      include.push(word.slice("--include=".length));
     } else if (!word.startsWith("--output=") && !word.startsWith("-o=")) {
       flags.push(word);
     }
   }
-  return { flags, entry };
+  return { flags, entry, include };
 }
 
 /** The output file for a target (Windows binaries need the .exe suffix). */
@@ -64,18 +73,20 @@ export function outputFor(target: string): string {
 }
 
 /**
- * The planned command lines, one argv per target: `[deno, "compile", ...flags, "--target", T,
+ * The planned command lines, one argv per target: `[deno, "compile", ...flags, ...include,
+ * "--target", T,
  * "--output", dist/net-bouncer-T, entry]`, run from the project root.
  */
 export function plannedCommands(
   options: { deno?: string; configText?: string; targets?: readonly string[] } = {},
 ): string[][] {
   const deno = options.deno ?? Deno.execPath();
-  const { flags, entry } = compileFlags(options.configText);
+  const { flags, entry, include } = compileFlags(options.configText);
   return (options.targets ?? TARGETS).map((target) => [
     deno,
     "compile",
     ...flags,
+    ...include.flatMap((path) => ["--include", path]),
     // --target right before --output/entry: deno rejects an unknown target as it parses it.
     "--target",
     target,

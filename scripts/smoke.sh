@@ -2,7 +2,8 @@
 # Smoke test of a net-bouncer build on Linux and macOS (the release workflow runs it on every
 # binary on a runner of the binary's platform; tests/system/workflows_test.ts runs it on `deno run`):
 # it starts the program on a port with a log file, connects once, checks the connection line,
-# stops it with SIGTERM and checks the "Stopped" line and exit code 0.
+# stops it with SIGTERM and checks the "Stopped" line and exit code 0; then it reports on a log
+# large enough to be read in two halves at once, so a binary without the report's worker fails.
 #
 #   scripts/smoke.sh [--port N] [--expect-version V] -- COMMAND [ARGS...]
 #
@@ -16,6 +17,9 @@ START_DEADLINE_TENTHS=200
 LINE_DEADLINE_TENTHS=100
 # Seconds a read may wait for the server to close the connection.
 CLOSE_TIMEOUT_S=5
+# The report's log: the connection line doubled this often (2^18 lines, about 18 MB: above the
+# size at which the report reads a file in two halves, lib/report/count_in_worker.ts).
+REPORT_DOUBLINGS=18
 
 port="$DEFAULT_PORT"
 expect_version=""
@@ -94,3 +98,12 @@ grep -Eq "\[INFO\] Stopped after 1 connection" "$log" || fail "no 'Stopped after
 
 echo "$PROG: OK: connection logged, stopped cleanly"
 cat "$log"
+
+big="$workdir/big.log"
+grep -E "Connection from 127\.0\.0\.1" "$log" >"$big"
+for ((i = 0; i < REPORT_DOUBLINGS; i++)); do cat "$big" "$big" >"$big.tmp" && mv "$big.tmp" "$big"; done
+report="$("$@" report --format json "$big")" || fail "report exited with $?"
+expected=$((1 << REPORT_DOUBLINGS))
+[[ "$report" == *"\"connections\": $expected,"* ]] ||
+  fail "the report of $expected lines does not count $expected connections: $report"
+echo "$PROG: OK: report counted $expected connections"

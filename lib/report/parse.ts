@@ -14,6 +14,8 @@ import type { Zone } from "./zone.ts";
 
 /** Bytes decoded at a time: the text stays in V8's young generation, which frees it cheaply. */
 const DECODE_BYTES = 64 * 1024;
+/** Bytes read from a file at a time. */
+export const READ_CHUNK_BYTES = 1 << 20;
 /** Connections handed to the sink at a time. */
 export const BATCH_SIZE = 4096;
 
@@ -53,6 +55,15 @@ export interface LineCounts {
   unreadable: number;
   /** Of the unreadable lines, those dated outside EARLIEST_TIME_MS to LATEST_TIME_MS. */
   outOfRange: number;
+}
+
+/** Adds the counts `from` to `into`. */
+export function addCounts(into: LineCounts, from: LineCounts): void {
+  into.lines += from.lines;
+  into.connections += from.connections;
+  into.otherEvents += from.otherEvents;
+  into.unreadable += from.unreadable;
+  into.outOfRange += from.outOfRange;
 }
 
 /**

@@ -11,8 +11,16 @@ import { parseReportArgs, REPORT_USAGE, type ReportArgs } from "./args.ts";
 import { GeoDatabase } from "./geoip.ts";
 import { formatHtmlReport } from "./html.ts";
 import { toJsonReport } from "./json.ts";
-import { LogParser } from "./parse.ts";
-import { ConnectionStats, summarize } from "./stats.ts";
+import { addCounts, LogParser, READ_CHUNK_BYTES } from "./parse.ts";
+import {
+  countInWorker,
+  MAX_WORKER_SOURCES,
+  PARALLEL_MIN_BYTES,
+  splitPoint,
+  type WorkerCounts,
+  WorkerReadError,
+} from "./count_in_worker.ts";
+import { ConnectionStats, type Period, summarize } from "./stats.ts";
 import { formatCount } from "./table.ts";
 import { formatTextReport } from "./text.ts";
 import { FALLBACK_ZONE, Zone } from "./zone.ts";
@@ -23,8 +31,6 @@ const PROGRESS_DELAY_MS = 1000;
 /** How often the progress line is redrawn. */
 const PROGRESS_INTERVAL_MS = 250;
 const GZIP_MAGIC = [0x1f, 0x8b];
-/** Bytes read from a file at a time. */
-const READ_CHUNK_BYTES = 1 << 20;
 
 /** What the report reads and writes; the real entry passes the process's, tests their own. */
 export interface ReportOptions {
@@ -54,6 +60,11 @@ export interface ReportOptions {
    * its descriptor; called before {@linkcode ReportOptions.dropPermissions} (it needs `ffi`).
    */
   loadLibc?: () => Libc;
+  /**
+   * Plain files at least this large are read in two halves at once, the second by a worker
+   * (lib/report/count_in_worker.ts); default PARALLEL_MIN_BYTES.
+   */
+  parallelMinBytes?: number;
 }
 
 /**
@@ -93,6 +104,8 @@ export function denoReportOptions(): ReportOptions {
   };
 }
 
+const NOTHING_READ = { lines: 0, bytes: 0 };
+
 /** Shows how far reading has come, on a terminal, for inputs that take a while. */
 class Progress {
   #options: ReportOptions;
@@ -106,15 +119,16 @@ class Progress {
     this.#next = this.#start + PROGRESS_DELAY_MS;
   }
 
-  async update(name: string, parser: LogParser): Promise<void> {
+  /** Redraws the line; `other` is what a worker has read of the same input so far. */
+  async update(name: string, parser: LogParser, other = NOTHING_READ): Promise<void> {
     if (!this.#options.isTerminal.stderr) return;
     const now = this.#options.now();
     if (now < this.#next) return;
     this.#next = now + PROGRESS_INTERVAL_MS;
     this.#shown = true;
-    const rate = parser.bytes / 1e6 / ((now - this.#start) / 1000);
+    const rate = (parser.bytes + other.bytes) / 1e6 / ((now - this.#start) / 1000);
     await this.#options.stderr(
-      `\r\x1b[Kreading ${name}: ${formatCount(parser.counts.lines)} lines, ` +
+      `\r\x1b[Kreading ${name}: ${formatCount(parser.counts.lines + other.lines)} lines, ` +
         `${rate.toFixed(1)} MB/s`,
     );
   }
@@ -200,20 +214,36 @@ async function readInput(
 /**
  * Reads a plain file into the parser through one reused buffer of READ_CHUNK_BYTES (the parser
  * keeps no reference to a chunk), so reading allocates nothing per chunk; a gzip file goes
- * through {@linkcode readInput}'s stream.
+ * through {@linkcode readInput}'s stream. A file of `parallelMinBytes` or more is read in two
+ * halves at once: the first here, the second by a worker whose counts are merged.
  */
 async function readFile(
   file: Deno.FsFile,
-  options: { name: string; parser: LogParser; progress: Progress },
+  options: {
+    name: string;
+    path: string;
+    parser: LogParser;
+    stats: ConnectionStats;
+    progress: Progress;
+    zone: Zone;
+    period: Period;
+    parallelMinBytes: number;
+  },
 ): Promise<void> {
   const { name, parser, progress } = options;
   const buffer = new Uint8Array(READ_CHUNK_BYTES);
+  const fail = (error: unknown): never => {
+    if (error instanceof WorkerReadError) {
+      throw new Error(`Cannot read ${name}: ${error.message}`, { cause: error });
+    }
+    if (!isOsError(error)) throw error;
+    throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
+  };
   const read = async () => {
     try {
       return await file.read(buffer);
     } catch (error) {
-      if (!isOsError(error)) throw error;
-      throw withMessage(error, `Cannot read ${name}: ${reason(error)}`);
+      return fail(error);
     }
   };
   let n = await read();
@@ -222,12 +252,53 @@ async function readFile(
     await readInput(file.readable, options);
     return;
   }
-  while (n !== null) {
-    parser.push(buffer.subarray(0, n));
-    await progress.update(name, parser);
-    n = await read();
+  // The bytes this thread reads: all, or up to where the worker starts.
+  let end = Infinity;
+  let worker: Promise<WorkerCounts> | null = null;
+  const other = { lines: 0, bytes: 0 };
+  const { size } = await file.stat();
+  if (n !== null && size >= options.parallelMinBytes) {
+    const split = await splitPoint(file, size).catch(fail);
+    await file.seek(n, Deno.SeekMode.Start);
+    if (split !== null) {
+      end = split;
+      worker = countInWorker(
+        {
+          path: options.path,
+          start: split,
+          zone: options.zone.name,
+          period: options.period,
+          maxSources: MAX_WORKER_SOURCES,
+        },
+        (lines, bytes) => Object.assign(other, { lines, bytes }),
+      );
+      // Handled below; a failure while this thread reads must not go unhandled meanwhile.
+      worker.catch(() => {});
+    }
+  }
+  let offset = 0;
+  while (n !== null && offset < end) {
+    const chunk = buffer.subarray(0, Math.min(n, end - offset));
+    offset += chunk.length;
+    parser.push(chunk);
+    await progress.update(name, parser, other);
+    if (offset < end) n = await read();
+  }
+  const counted = worker === null ? null : await worker.catch(fail);
+  if (counted !== null && counted.stoppedAt !== null) {
+    // The worker stopped (too many sources): the lines after it are read here.
+    await file.seek(counted.stoppedAt, Deno.SeekMode.Start);
+    for (n = await read(); n !== null; n = await read()) {
+      parser.push(buffer.subarray(0, n));
+      await progress.update(name, parser, other);
+    }
   }
   parser.end();
+  if (counted !== null) {
+    options.stats.merge(counted.stats);
+    addCounts(parser.counts, counted.counts);
+    parser.bytes += counted.bytes;
+  }
 }
 
 /** Opens a file given on the command line, with a message naming it on failure. */
@@ -264,7 +335,18 @@ async function run(
       const file = files[i];
       const name = file === null ? "standard input" : `"${inputs[i]}"`;
       if (file === null) await readInput(options.stdin, { name, parser, progress });
-      else await readFile(file, { name, parser, progress });
+      else {
+        await readFile(file, {
+          name,
+          path: inputs[i],
+          parser,
+          stats,
+          progress,
+          zone,
+          period,
+          parallelMinBytes: options.parallelMinBytes ?? PARALLEL_MIN_BYTES,
+        });
+      }
     }
   } finally {
     for (const file of files) {

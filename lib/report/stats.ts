@@ -63,6 +63,32 @@ export interface SourceTable {
 }
 
 /**
+ * What a {@linkcode ConnectionStats} counted, as plain data that a worker can post (its columns
+ * are transferred, not copied): for {@linkcode ConnectionStats.merge}.
+ */
+export interface StatsData {
+  connections: number;
+  outside: number;
+  /** Per row: the canonical address text, connections, first and last seen, port mask, network. */
+  names: string[];
+  counts: Float64Array;
+  first: Float64Array;
+  last: Float64Array;
+  masks: Uint32Array;
+  networks: Int32Array;
+  /** Each network row's key. */
+  networkKeys: string[];
+  /** The port of each port id (mask bit 0-31, then the ports beyond). */
+  idPorts: number[];
+  /** Rows' ports beyond the mask's 32, as [row, ports]. */
+  extraPorts: [number, number[]][];
+  /** Connections per port, as [port, connections]. */
+  portCounts: [number, number][];
+  /** Connections per 15-minute slot, as [slot, connections]. */
+  slots: [number, number][];
+}
+
+/**
  * Counts connections; a {@linkcode ConnectionSink} for the parser. Per source it keeps a row in
  * typed-array columns (connections, first, last, a bit mask of ports, its network; 32 bytes), found
  * by a Map from the address text: about 110 bytes a source with the Map and the text, where an
@@ -215,6 +241,70 @@ export class ConnectionStats implements ConnectionSink {
     if (this.#slotCount === 0) return;
     this.#slots.set(this.#slot, (this.#slots.get(this.#slot) ?? 0) + this.#slotCount);
     this.#slotCount = 0;
+  }
+
+  /** What was counted, as plain data (copies of the rows in use). */
+  data(): StatsData {
+    const size = this.#size;
+    return {
+      connections: this.connections,
+      outside: this.outside,
+      names: this.#names,
+      counts: this.#connections.slice(0, size),
+      first: this.#first.slice(0, size),
+      last: this.#last.slice(0, size),
+      masks: this.#masks.slice(0, size),
+      networks: this.#networks.slice(0, size),
+      networkKeys: this.#networkKeys,
+      idPorts: this.#idPorts,
+      extraPorts: [...this.#extraPorts].map(([row, ports]) => [row, [...ports]]),
+      portCounts: this.#idPorts.map((port) => [port, this.#ports[port]]),
+      slots: [...this.slots()],
+    };
+  }
+
+  /**
+   * Adds what another ConnectionStats counted (over other lines of the same period): the result
+   * is what one would have counted over all the lines.
+   */
+  merge(data: StatsData): void {
+    this.connections += data.connections;
+    this.outside += data.outside;
+    for (const [port, count] of data.portCounts) {
+      if (this.#portIds[port] === NO_PORT) this.#portId(port);
+      this.#ports[port] += count;
+    }
+    this.#flushSlot();
+    for (const [slot, count] of data.slots) {
+      this.#slots.set(slot, (this.#slots.get(slot) ?? 0) + count);
+    }
+    const extraPorts = new Map(data.extraPorts);
+    const { names, counts, first, last, masks, networks, networkKeys, idPorts } = data;
+    for (let other = 0; other < names.length; other++) {
+      let row = this.#index.get(names[other]);
+      if (row === undefined) {
+        row = this.#insert(
+          { text: names[other], network: networkKeys[networks[other]] },
+          first[other],
+        );
+        this.#last[row] = last[other];
+      } else {
+        if (first[other] < this.#first[row]) this.#first[row] = first[other];
+        if (last[other] > this.#last[row]) this.#last[row] = last[other];
+      }
+      this.#connections[row] += counts[other];
+      for (let bits = masks[other]; bits !== 0; bits &= bits - 1) {
+        this.#addPort(row, idPorts[31 - Math.clz32(bits & -bits)]);
+      }
+      for (const port of extraPorts.get(other) ?? []) this.#addPort(row, port);
+    }
+  }
+
+  /** Marks `port` as touched by `row`. */
+  #addPort(row: number, port: number): void {
+    const id = this.#portIds[port] === NO_PORT ? this.#portId(port) : this.#portIds[port];
+    if (id < MASK_PORTS) this.#masks[row] |= 1 << id;
+    else this.#extraPort(row, port);
   }
 
   /** The earliest connection in the period (Infinity when none). */

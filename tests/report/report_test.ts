@@ -698,3 +698,27 @@ for (const format of ["text", "json"] as const) {
     },
   });
 }
+
+Deno.test("report: a file read in two halves at once (a worker reads the second) reads as one", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/big.log`;
+    const lines: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const ms = T0 + i * 17_000;
+      const ip = i % 3 === 0 ? `2001:db8:${i % 50}::${i % 7}` : `198.51.${i % 40}.${i % 250}`;
+      lines.push(i % 101 === 0 ? "not a line\n" : textLine(ms, ip, 1000 + (i % 40)));
+    }
+    await Deno.writeTextFile(path, lines.join(""));
+    for (const args of [[path], [path, "--since", "2026-11-26", "--top", "50"]]) {
+      const one = await runReport(args, { parallelMinBytes: Infinity });
+      const halves = await runReport(args, { parallelMinBytes: 0 });
+      assert.equal(one.code, 0, one.stderr);
+      assert.equal(halves.stdout, one.stdout);
+      assert.equal(halves.stderr, one.stderr);
+      assert.deepEqual(
+        await jsonReport(args, { parallelMinBytes: 0 }),
+        await jsonReport(args, { parallelMinBytes: Infinity }),
+      );
+    }
+  });
+});

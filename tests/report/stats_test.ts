@@ -295,3 +295,29 @@ Deno.test("report stats: the chart's unit grows with the period: a few hundred b
     }
   }
 });
+
+Deno.test("report stats: two halves merged are the whole (sources, ports beyond 32, slots, period)", () => {
+  const period = { since: T0 + HOUR, until: T0 + 40 * HOUR };
+  const whole = new ConnectionStats(period);
+  const first = new ConnectionStats(period);
+  const second = new ConnectionStats(period);
+  const addresses = ["203.0.113.5", "203.0.113.9", "2001:db8:1::7", "198.51.100.1", "::1"];
+  for (let i = 0; i < 600; i++) {
+    // 40 ports: ids beyond the mask's 32; times in and out of the period, not in order.
+    const ms = T0 + ((i * 7919) % (48 * 60)) * 60_000;
+    const ip = i % 50 === 0 ? `192.0.2.${i % 200}` : addresses[i % addresses.length];
+    const port = 1000 + ((i * 13) % 40);
+    add(whole, ms, ip, port);
+    add(i < 250 ? first : second, ms, ip, port);
+  }
+  first.merge(second.data());
+  const zone = new Zone("UTC");
+  const report = (stats: ConnectionStats) =>
+    toJsonReport(summarize(stats, COUNTS, { zone, top: 100, period }));
+  assert.ok(whole.outside > 0 && whole.connections > 0);
+  assert.deepEqual(report(first), report(whole));
+  assert.equal(first.connections, whole.connections);
+  assert.equal(first.outside, whole.outside);
+  assert.deepEqual([...first.ports()], [...whole.ports()]);
+  assert.deepEqual([...first.slots()].sort(), [...whole.slots()].sort());
+});

@@ -25,7 +25,7 @@ const START_ONLY_FLAGS = new Set<string>();
  */
 const GLOBAL_FLAGS = ["--quiet", "-q"];
 /** Flags `compile` has that are specific to the subcommand (where the binary goes). */
-const COMPILE_ONLY_FLAGS = new Set(["--output", "-o"]);
+const COMPILE_ONLY_FLAGS = new Set(["--output", "-o", "--include"]);
 
 /** Runs deno with `args` in the project root; returns exit code and output (no colours). */
 function deno(args: string[]): Promise<RunResult> {
@@ -158,12 +158,26 @@ Deno.test("compile flags equal the start flags except the subcommand-specific on
   }
 });
 
+/** What `--include` embeds: the report's worker, which no import names (a Worker's URL). */
+const INCLUDED = ["lib/report/count_worker.ts"];
+
 Deno.test("nothing is embedded that the program does not need", async () => {
-  // No extra files or modules are included by flag.
+  // No extra files are included by flag; the one module included is the worker, which exists
+  // and is what lib/report/count_in_worker.ts starts.
   for (const { name, argv } of commandLines()) {
-    for (const word of flagWords(argv)) {
-      assert.ok(!/^--(include|env-file|icon)(=|$)/.test(word), `${name} embeds extra: ${word}`);
+    const words = flagWords(argv);
+    const included: string[] = [];
+    for (let i = 0; i < words.length; i++) {
+      if (words[i] === "--include") included.push(words[++i]);
+      else assert.ok(!/^--(include|env-file|icon)(=|$)/.test(words[i]), `${name}: ${words[i]}`);
     }
+    assert.deepEqual(included, INCLUDED, name);
+  }
+  assert.deepEqual(compileFlags().include, INCLUDED);
+  for (const path of INCLUDED) {
+    assert.ok(Deno.statSync(`${ROOT}${path}`).isFile, path);
+    const starter = Deno.readTextFileSync(`${ROOT}lib/report/count_in_worker.ts`);
+    assert.ok(starter.includes(`new URL("./${path.split("/").at(-1)}", import.meta.url)`), path);
   }
   // A node_modules directory would be embedded whole.
   assert.equal(CONFIG.nodeModulesDir ?? "none", "none");
