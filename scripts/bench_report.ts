@@ -2,7 +2,8 @@
  * Benchmark of `net-bouncer report` as users run it: a separate process, `deno run` with the
  * compile task's flags (read from deno.json, the flags the release binary has compiled in), on
  * real files. Beside it, in the same run and on the same files: the same report with V8's JIT
- * (not what ships), awk and GoAccess. Prints wall time and peak RSS (GNU time) of each.
+ * (not what ships), awk and GoAccess. Prints wall time, CPU time (user and system, all threads:
+ * the report reads a large file in two halves at once) and peak RSS (GNU time) of each.
  *
  *     deno task bench:report [--lines N] [--runs N] [--keep DIR]
  *
@@ -13,7 +14,8 @@
  *
  * Needs awk, GNU time (`/usr/bin/time`) and GoAccess (`apt-get install -y time goaccess`). A
  * benchmark, not a test: it checks only that the report counted what was written. Every command
- * runs once per round, `--runs` rounds; each figure is its best wall time and highest peak RSS.
+ * runs once per round, `--runs` rounds; each figure is its best wall and CPU time and highest
+ * peak RSS.
  */
 import { parseArgs } from "node:util";
 import { createFormatter, type LogFormat } from "../lib/log/format.ts";
@@ -128,36 +130,44 @@ function jitReport(): string[] {
 
 interface Measured {
   seconds: number;
+  cpuSeconds: number;
   rssMb: number;
   stdout: string;
 }
 
-/** One run of `argv` under GNU time: wall time, peak RSS, standard output. */
+/** One run of `argv` under GNU time: wall and CPU time, peak RSS, standard output. */
 async function measureOnce(argv: string[], dir: string): Promise<Measured> {
   const timeFile = `${dir}/time.txt`;
   const output = await new Deno.Command(TIME, {
-    args: ["-f", "%e %M", "-o", timeFile, ...argv],
+    args: ["-f", "%e %U %S %M", "-o", timeFile, ...argv],
     stdout: "piped",
     stderr: "piped",
   }).output();
   const stderr = new TextDecoder().decode(output.stderr);
   if (!output.success) throw new Error(`${argv.join(" ")} failed:\n${stderr}`);
-  const [seconds, kb] = (await Deno.readTextFile(timeFile)).trim().split("\n").at(-1)!
-    .split(" ").map(Number);
-  return { seconds, rssMb: kb / 1024, stdout: new TextDecoder().decode(output.stdout) };
+  const [seconds, user, system, kb] = (await Deno.readTextFile(timeFile)).trim().split("\n")
+    .at(-1)!.split(" ").map(Number);
+  const stdout = new TextDecoder().decode(output.stdout);
+  return { seconds, cpuSeconds: user + system, rssMb: kb / 1024, stdout };
 }
 
 /**
  * Runs every command once per round, `runs` rounds (so that a busy moment of a shared machine
- * hits all alike): per command the best wall time and the highest peak RSS.
+ * hits all alike): per command the best wall and CPU time and the highest peak RSS.
  */
 async function measureAll(argvs: string[][], runs: number, dir: string): Promise<Measured[]> {
-  const best: Measured[] = argvs.map(() => ({ seconds: Infinity, rssMb: 0, stdout: "" }));
+  const best: Measured[] = argvs.map(() => ({
+    seconds: Infinity,
+    cpuSeconds: Infinity,
+    rssMb: 0,
+    stdout: "",
+  }));
   for (let run = 0; run < runs; run++) {
     for (let i = 0; i < argvs.length; i++) {
       const measured = await measureOnce(argvs[i], dir);
       best[i] = {
         seconds: Math.min(best[i].seconds, measured.seconds),
+        cpuSeconds: Math.min(best[i].cpuSeconds, measured.cpuSeconds),
         rssMb: Math.max(best[i].rssMb, measured.rssMb),
         stdout: measured.stdout,
       };
@@ -169,7 +179,9 @@ async function measureAll(argvs: string[][], runs: number, dir: string): Promise
 function row(name: string, measured: Measured): void {
   console.log(
     `  ${name.padEnd(52)} ${measured.seconds.toFixed(2).padStart(6)} s ` +
-      `${measured.rssMb.toFixed(0).padStart(5)} MB`,
+      `${measured.cpuSeconds.toFixed(2).padStart(6)} s CPU ${
+        measured.rssMb.toFixed(0).padStart(5)
+      } MB`,
   );
 }
 
@@ -219,7 +231,7 @@ await Deno.mkdir(dir, { recursive: true });
 const shipped = shippedReport();
 const jit = jitReport();
 console.log(`net-bouncer report, shipped: ${shipped.slice(1).join(" ")} FILE`);
-console.log(`best of ${runs} runs; wall time, peak RSS`);
+console.log(`best of ${runs} runs; wall time, CPU time (user + system), peak RSS`);
 const ratios: string[] = [];
 try {
   const zipfRank = zipf(ZIPF_SOURCES, random(42));
@@ -286,7 +298,8 @@ try {
         `20k sources: shipped ${(nb.seconds / awkSources.seconds).toFixed(1)}x awk counting ` +
           `sources and ports (target <= 4), GoAccess ${
             (goaccess.seconds / nb.seconds).toFixed(1)
-          }x slower (target >= 5), JIT ${(nb.seconds / nbJit.seconds).toFixed(1)}x faster`,
+          }x slower (target >= 5), JIT ${(nb.seconds / nbJit.seconds).toFixed(1)}x faster; ` +
+          `CPU ${nb.cpuSeconds.toFixed(2)} s (awk ${awkSources.cpuSeconds.toFixed(2)} s)`,
       );
     } else {
       ratios.push(
