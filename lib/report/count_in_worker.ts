@@ -71,16 +71,24 @@ export async function splitPoint(file: Deno.FsFile, size: number): Promise<numbe
   return newline < 0 || split >= size ? null : split;
 }
 
+/** A worker counting part of a file. */
+export interface CountingWorker {
+  /** Its counts; rejects with a {@linkcode WorkerReadError} if it cannot read. */
+  counts: Promise<WorkerCounts>;
+  /** Ends the worker (when the caller gives up); nothing once it has posted its counts. */
+  terminate(): void;
+}
+
 /**
  * Counts `request.path` from `request.start` in a worker; `onProgress` gets its lines and bytes
- * so far. Rejects with a {@linkcode WorkerReadError} if the worker cannot read.
+ * so far.
  */
 export function countInWorker(
   request: CountRequest,
   onProgress: (lines: number, bytes: number) => void,
-): Promise<WorkerCounts> {
+): CountingWorker {
   const worker = new Worker(new URL("./count_worker.ts", import.meta.url), { type: "module" });
-  return new Promise<WorkerCounts>((resolve, reject) => {
+  const counts = new Promise<WorkerCounts>((resolve, reject) => {
     worker.onmessage = (event: MessageEvent<CountReply>) => {
       const reply = event.data;
       if (reply.kind === "progress") return onProgress(reply.lines, reply.bytes);
@@ -94,6 +102,10 @@ export function countInWorker(
       worker.terminate();
       reject(new WorkerReadError(event.message));
     };
-    worker.postMessage(request);
   });
+  // Handled by the caller when it awaits; a failure while it reads its own half must not go
+  // unhandled meanwhile.
+  counts.catch(() => {});
+  worker.postMessage(request);
+  return { counts, terminate: () => worker.terminate() };
 }

@@ -13,11 +13,11 @@ import { formatHtmlReport } from "./html.ts";
 import { toJsonReport } from "./json.ts";
 import { addCounts, LogParser, READ_CHUNK_BYTES } from "./parse.ts";
 import {
+  type CountingWorker,
   countInWorker,
   MAX_WORKER_SOURCES,
   PARALLEL_MIN_BYTES,
   splitPoint,
-  type WorkerCounts,
   WorkerReadError,
 } from "./count_in_worker.ts";
 import { ConnectionStats, type Period, summarize } from "./stats.ts";
@@ -254,7 +254,7 @@ async function readFile(
   }
   // The bytes this thread reads: all, or up to where the worker starts.
   let end = Infinity;
-  let worker: Promise<WorkerCounts> | null = null;
+  let worker: CountingWorker | null = null;
   const other = { lines: 0, bytes: 0 };
   const { size } = await file.stat();
   if (n !== null && size >= options.parallelMinBytes) {
@@ -272,26 +272,29 @@ async function readFile(
         },
         (lines, bytes) => Object.assign(other, { lines, bytes }),
       );
-      // Handled below; a failure while this thread reads must not go unhandled meanwhile.
-      worker.catch(() => {});
     }
   }
-  let offset = 0;
-  while (n !== null && offset < end) {
-    const chunk = buffer.subarray(0, Math.min(n, end - offset));
-    offset += chunk.length;
-    parser.push(chunk);
-    await progress.update(name, parser, other);
-    if (offset < end) n = await read();
-  }
-  const counted = worker === null ? null : await worker.catch(fail);
-  if (counted !== null && counted.stoppedAt !== null) {
-    // The worker stopped (too many sources): the lines after it are read here.
-    await file.seek(counted.stoppedAt, Deno.SeekMode.Start);
-    for (n = await read(); n !== null; n = await read()) {
-      parser.push(buffer.subarray(0, n));
+  let counted = null;
+  try {
+    let offset = 0;
+    while (n !== null && offset < end) {
+      const chunk = buffer.subarray(0, Math.min(n, end - offset));
+      offset += chunk.length;
+      parser.push(chunk);
       await progress.update(name, parser, other);
+      if (offset < end) n = await read();
     }
+    counted = worker === null ? null : await worker.counts.catch(fail);
+    if (counted !== null && counted.stoppedAt !== null) {
+      // The worker stopped (too many sources): the lines after it are read here.
+      await file.seek(counted.stoppedAt, Deno.SeekMode.Start);
+      for (n = await read(); n !== null; n = await read()) {
+        parser.push(buffer.subarray(0, n));
+        await progress.update(name, parser, other);
+      }
+    }
+  } finally {
+    worker?.terminate();
   }
   parser.end();
   if (counted !== null) {

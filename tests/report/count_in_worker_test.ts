@@ -62,7 +62,7 @@ Deno.test("countInWorker counts from its start exactly as one parser reading tho
     using file = await Deno.open(path);
     const start = (await splitPoint(file, bytes.length))!;
     let progress = 0;
-    const counted = await countInWorker({ path, start, ...REQUEST }, () => progress++);
+    const counted = await countInWorker({ path, start, ...REQUEST }, () => progress++).counts;
     const here = countHere(bytes.subarray(start));
     assert.equal(counted.stoppedAt, null);
     assert.equal(counted.bytes, bytes.length - start);
@@ -79,10 +79,8 @@ Deno.test("countInWorker stops after maxSources, at a line start; the rest read 
     // 60,000 sources in about 4 MB: the worker reads 1 MiB at a time, so it stops in the file.
     const bytes = logBytes(60_000, 60_000);
     await Deno.writeFile(path, bytes);
-    const counted = await countInWorker(
-      { ...REQUEST, path, start: 0, maxSources: 1_000 },
-      () => {},
-    );
+    const worker = countInWorker({ ...REQUEST, path, start: 0, maxSources: 1_000 }, () => {});
+    const counted = await worker.counts;
     const stoppedAt = counted.stoppedAt!;
     assert.ok(stoppedAt > 0 && stoppedAt < bytes.length, String(stoppedAt));
     assert.equal(bytes[stoppedAt - 1], 0x0a);
@@ -99,7 +97,7 @@ Deno.test("countInWorker stops after maxSources, at a line start; the rest read 
 Deno.test("countInWorker: a file it cannot open is a WorkerReadError with the reason", async () => {
   await withTempDir(async (dir) => {
     const error = await countInWorker({ ...REQUEST, path: `${dir}/missing`, start: 0 }, () => {})
-      .then(() => null, (error: unknown) => error);
+      .counts.then(() => null, (error: unknown) => error);
     assert.ok(error instanceof WorkerReadError, String(error));
     assert.match(error.message, /no such file/i);
   });

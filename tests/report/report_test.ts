@@ -13,6 +13,7 @@ import geoPackage from "@ip-location-db/geo-whois-asn-country-mmdb/package.json"
 };
 import { report, type ReportOptions } from "../../lib/report/report.ts";
 import type { JsonReport } from "../../lib/report/json.ts";
+import { MAX_WORKER_SOURCES } from "../../lib/report/count_in_worker.ts";
 import {
   DEADLINE_MS,
   knockFrom,
@@ -707,6 +708,12 @@ Deno.test("report: a file read in two halves at once (a worker reads the second)
       const ms = T0 + i * 17_000;
       const ip = i % 3 === 0 ? `2001:db8:${i % 50}::${i % 7}` : `198.51.${i % 40}.${i % 250}`;
       lines.push(i % 101 === 0 ? "not a line\n" : textLine(ms, ip, 1000 + (i % 40)));
+    }
+    // Then more sources than a worker takes (MAX_WORKER_SOURCES): it stops, this thread reads on.
+    for (let i = 0; i < 2 * MAX_WORKER_SOURCES; i++) {
+      lines.push(
+        textLine(T0 + 4 * 86_400_000 + i, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 22),
+      );
     }
     await Deno.writeTextFile(path, lines.join(""));
     for (const args of [[path], [path, "--since", "2026-11-26", "--top", "50"]]) {
