@@ -95,6 +95,26 @@ export async function waitFor<T>(
   }
 }
 
+/** What `promise` resolves to, or a rejection naming `what` after `timeoutMs`. */
+export async function withDeadline<T>(
+  what: string,
+  promise: Promise<T>,
+  { timeoutMs = DEADLINE_MS }: { timeoutMs?: number } = {},
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads a file as text, or "" if it does not exist. */
 export function readOrEmpty(path: string): string {
   try {

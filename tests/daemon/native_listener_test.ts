@@ -16,9 +16,10 @@ import {
   runKnock,
   startProgram,
   waitFor,
+  withDeadline,
   withTempDir,
 } from "../_util.ts";
-import { openLibc } from "../../lib/linux/libc.ts";
+import { type Libc, type LibcSymbols, openLibc, SYS_CLOSE_RANGE } from "../../lib/linux/libc.ts";
 import { COALESCE_WAIT_US, NativeListeners } from "../../lib/daemon/native_listener.ts";
 import { collectingSink } from "./_collecting_sink.ts";
 
@@ -261,20 +262,23 @@ Deno.test({
   },
 });
 
+/** The C library with some of its functions replaced (`replace` gets the real ones). */
+function libcWith(replace: (real: LibcSymbols) => Partial<LibcSymbols>): Libc {
+  const libc = openLibc();
+  return { symbols: { ...libc.symbols, ...replace(libc.symbols) }, errno: libc.errno };
+}
+
 Deno.test({
   name: "[native] a round waits COALESCE_WAIT_US only after a round of more than one connection",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const libc = openLibc();
     const waits: number[] = [];
-    const symbols = {
-      ...libc.symbols,
+    const listeners = new NativeListeners(libcWith((real) => ({
       usleep: (microseconds: number) => {
         waits.push(microseconds);
-        return libc.symbols.usleep(microseconds);
+        return real.usleep(microseconds);
       },
-    };
-    const listeners = new NativeListeners({ symbols, errno: libc.errno });
+    })));
     const port = listeners.bind("127.0.0.1", 0, { v6only: false });
     const sink = collectingSink();
     const clients: Deno.Conn[] = [];
@@ -297,6 +301,45 @@ Deno.test({
       listeners.close();
       await served;
       for (const client of clients) client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "[native] where close_range(2) fails (old kernel, seccomp), connections are closed one by one",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    let closeRanges = 0;
+    const closed: number[] = [];
+    const listeners = new NativeListeners(libcWith((real) => ({
+      // ENOSYS or EPERM: close_range fails; every other system call goes through.
+      syscall: (number: bigint, a: number, b: number, c: number) => {
+        if (number !== SYS_CLOSE_RANGE) return real.syscall(number, a, b, c);
+        closeRanges++;
+        return -1n;
+      },
+      close: (fd: number) => {
+        closed.push(fd);
+        return real.close(fd);
+      },
+    })));
+    const port = listeners.bind("127.0.0.1", 0, { v6only: false });
+    const sink = collectingSink();
+    const served = listeners.serve(sink);
+    try {
+      // Each client sees its connection closed; close_range is tried once, then no more.
+      const closedByServer = () => withDeadline("the close", knock("127.0.0.1", port));
+      assert.equal(await closedByServer(), 0);
+      assert.equal(closeRanges, 1);
+      assert.equal(closed.length, 1);
+      assert.equal(await closedByServer(), 0);
+      assert.equal(closeRanges, 1);
+      assert.equal(closed.length, 2);
+      assert.deepEqual(sink.addresses, ["127.0.0.1", "127.0.0.1"]);
+    } finally {
+      listeners.close();
+      await served;
     }
   },
 });

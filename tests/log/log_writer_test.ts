@@ -3,13 +3,13 @@ import { NotRegularFileError } from "../../lib/errors.ts";
 import { LogWriter, openLogFile, type WriteTarget } from "../../lib/log/log_writer.ts";
 import {
   connectionAddresses,
-  DEADLINE_MS,
   knock,
   programCommand,
   readOrEmpty,
   run,
   startProgram,
   waitFor,
+  withDeadline,
   withFakeClocks,
   withTempDir,
 } from "../_util.ts";
@@ -430,13 +430,7 @@ Deno.test("SIGHUP with a FIFO at the log path: the daemon reports it, keeps the 
         "the connection line in the previous file",
         () => connectionAddresses(readOrEmpty(`${path}.1`)).length === 1,
       );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const result = await Promise.race([
-        program.stop(),
-        new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), DEADLINE_MS)),
-      ]);
-      clearTimeout(timer);
-      assert.ok(result !== null, "no exit after SIGTERM");
+      const result = await withDeadline("the exit after SIGTERM", program.stop());
       exited = true;
       assert.equal(result.code, 0);
     } finally {
