@@ -243,7 +243,7 @@ export class ConnectionStats implements ConnectionSink {
     this.#slotCount = 0;
   }
 
-  /** What was counted, as plain data (copies of the rows in use). */
+  /** What was counted, as plain data: copies of the columns' rows in use, and the lists as they are. */
   data(): StatsData {
     const size = this.#size;
     return {
