@@ -3,7 +3,7 @@
  * caller reads the first: the counts are exact, as if one parser had read every line.
  */
 import type { LineCounts } from "./parse.ts";
-import type { Period, StatsData } from "./stats.ts";
+import { ConnectionStats, type Period, type StatsData } from "./stats.ts";
 
 /**
  * Plain files at least this large are read in two halves at once. Below it the worker's start
@@ -41,6 +41,11 @@ export type CountReply =
     stats: StatsData;
     /** Where the worker stopped (a line's start) if it did not read to the end, else `null`. */
     stoppedAt: number | null;
+    /**
+     * Why the worker itself failed (it could not start, say), else `null`: then it counted
+     * nothing and `stoppedAt` is where it was to start.
+     */
+    failure: string | null;
   }
   | { kind: "failed"; reason: string };
 
@@ -79,28 +84,40 @@ export interface CountingWorker {
   terminate(): void;
 }
 
+/** What a worker that failed has counted: nothing, from where it was to start. */
+function nothingCounted(start: number, failure: string): WorkerCounts {
+  const counts = { lines: 0, connections: 0, otherEvents: 0, unreadable: 0, outOfRange: 0 };
+  const stats = new ConnectionStats().data();
+  return { kind: "done", counts, bytes: 0, stats, stoppedAt: start, failure };
+}
+
 /**
  * Counts `request.path` from `request.start` in a worker; `onProgress` gets its lines and bytes
- * so far.
+ * so far. A worker that fails itself (its module cannot load, say) counts nothing: the caller
+ * reads from where it was to start (`failure` says why). `url` is the worker's module.
  */
 export function countInWorker(
   request: CountRequest,
-  onProgress: (lines: number, bytes: number) => void,
+  options: {
+    onProgress: (lines: number, bytes: number) => void;
+    url?: URL;
+  },
 ): CountingWorker {
-  const worker = new Worker(new URL("./count_worker.ts", import.meta.url), { type: "module" });
+  const url = options.url ?? new URL("./count_worker.ts", import.meta.url);
+  const worker = new Worker(url, { type: "module" });
   const counts = new Promise<WorkerCounts>((resolve, reject) => {
     worker.onmessage = (event: MessageEvent<CountReply>) => {
       const reply = event.data;
-      if (reply.kind === "progress") return onProgress(reply.lines, reply.bytes);
+      if (reply.kind === "progress") return options.onProgress(reply.lines, reply.bytes);
       worker.terminate();
       if (reply.kind === "done") resolve(reply);
       else reject(new WorkerReadError(reply.reason));
     };
     worker.onerror = (event) => {
-      // An uncaught error in the worker ends only the report, with one line.
+      // Not the file's fault: the report reads on without the worker, and says so.
       event.preventDefault();
       worker.terminate();
-      reject(new WorkerReadError(event.message));
+      resolve(nothingCounted(request.start, event.message));
     };
   });
   // Handled by the caller when it awaits; a failure while it reads its own half must not go

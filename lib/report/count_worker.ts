@@ -57,6 +57,7 @@ async function count(request: CountRequest): Promise<CountReply> {
     bytes: parser.bytes,
     stats: stats.data(),
     stoppedAt,
+    failure: null,
   };
 }
 

@@ -65,6 +65,8 @@ export interface ReportOptions {
    * (lib/report/count_in_worker.ts); default PARALLEL_MIN_BYTES.
    */
   parallelMinBytes?: number;
+  /** The module of that worker (default lib/report/count_worker.ts). */
+  workerUrl?: URL;
 }
 
 /**
@@ -228,6 +230,9 @@ async function readFile(
     zone: Zone;
     period: Period;
     parallelMinBytes: number;
+    /** Writes a warning line (`net-bouncer: warning: ...`). */
+    warn: (message: string) => Promise<void>;
+    workerUrl?: URL;
   },
 ): Promise<void> {
   const { name, parser, progress } = options;
@@ -270,7 +275,10 @@ async function readFile(
           period: options.period,
           maxSources: MAX_WORKER_SOURCES,
         },
-        (lines, bytes) => Object.assign(other, { lines, bytes }),
+        {
+          onProgress: (lines, bytes) => Object.assign(other, { lines, bytes }),
+          url: options.workerUrl,
+        },
       );
     }
   }
@@ -285,6 +293,9 @@ async function readFile(
       if (offset < end) n = await read();
     }
     counted = worker === null ? null : await worker.counts.catch(fail);
+    if (counted?.failure) {
+      await options.warn(`The report's second thread failed (${counted.failure}): reading on one`);
+    }
     if (counted !== null && counted.stoppedAt !== null) {
       // The worker stopped (too many sources): the lines after it are read here.
       await file.seek(counted.stoppedAt, Deno.SeekMode.Start);
@@ -348,6 +359,8 @@ async function run(
           zone,
           period,
           parallelMinBytes: options.parallelMinBytes ?? PARALLEL_MIN_BYTES,
+          warn: async (message) => await options.stderr(`net-bouncer: warning: ${message}\n`),
+          workerUrl: options.workerUrl,
         });
       }
     }

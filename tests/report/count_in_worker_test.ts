@@ -5,6 +5,7 @@ import { LogParser } from "../../lib/report/parse.ts";
 import { ConnectionStats } from "../../lib/report/stats.ts";
 import { Zone } from "../../lib/report/zone.ts";
 import { withTempDir } from "../_util.ts";
+import { brokenWorker } from "./_broken_worker.ts";
 
 const T0 = Date.UTC(2026, 10, 25, 8);
 const encoder = new TextEncoder();
@@ -62,9 +63,12 @@ Deno.test("countInWorker counts from its start exactly as one parser reading tho
     using file = await Deno.open(path);
     const start = (await splitPoint(file, bytes.length))!;
     let progress = 0;
-    const counted = await countInWorker({ path, start, ...REQUEST }, () => progress++).counts;
+    const counted = await countInWorker({ path, start, ...REQUEST }, {
+      onProgress: () => progress++,
+    }).counts;
     const here = countHere(bytes.subarray(start));
     assert.equal(counted.stoppedAt, null);
+    assert.equal(counted.failure, null);
     assert.equal(counted.bytes, bytes.length - start);
     assert.deepEqual(counted.counts, here.counts);
     assert.ok(counted.counts.unreadable > 0 && counted.counts.connections > 0);
@@ -79,7 +83,9 @@ Deno.test("countInWorker stops after maxSources, at a line start; the rest read 
     // 60,000 sources in about 4 MB: the worker reads 1 MiB at a time, so it stops in the file.
     const bytes = logBytes(60_000, 60_000);
     await Deno.writeFile(path, bytes);
-    const worker = countInWorker({ ...REQUEST, path, start: 0, maxSources: 1_000 }, () => {});
+    const worker = countInWorker({ ...REQUEST, path, start: 0, maxSources: 1_000 }, {
+      onProgress: () => {},
+    });
     const counted = await worker.counts;
     const stoppedAt = counted.stoppedAt!;
     assert.ok(stoppedAt > 0 && stoppedAt < bytes.length, String(stoppedAt));
@@ -96,9 +102,26 @@ Deno.test("countInWorker stops after maxSources, at a line start; the rest read 
 
 Deno.test("countInWorker: a file it cannot open is a WorkerReadError with the reason", async () => {
   await withTempDir(async (dir) => {
-    const error = await countInWorker({ ...REQUEST, path: `${dir}/missing`, start: 0 }, () => {})
+    const error = await countInWorker({ ...REQUEST, path: `${dir}/missing`, start: 0 }, {
+      onProgress: () => {},
+    })
       .counts.then(() => null, (error: unknown) => error);
     assert.ok(error instanceof WorkerReadError, String(error));
     assert.match(error.message, /no such file/i);
+  });
+});
+
+Deno.test("countInWorker: a worker that cannot start counts nothing and says why; the caller reads on", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/log`;
+    await Deno.writeFile(path, logBytes(100, 10));
+    const counted = await countInWorker({ ...REQUEST, path, start: 42 }, {
+      onProgress: () => {},
+      url: await brokenWorker(dir),
+    }).counts;
+    assert.match(counted.failure ?? "", /Broken worker/);
+    assert.equal(counted.stoppedAt, 42);
+    assert.equal(counted.counts.lines, 0);
+    assert.equal(counted.stats.names.length, 0);
   });
 });

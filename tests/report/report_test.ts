@@ -28,6 +28,7 @@ import {
   waitFor,
   withTempDir,
 } from "../_util.ts";
+import { brokenWorker } from "./_broken_worker.ts";
 
 /** The database file of the npm package (in Deno's npm cache or node_modules). */
 const GEO_DATABASE = `${
@@ -727,5 +728,25 @@ Deno.test("report: a file read in two halves at once (a worker reads the second)
         await jsonReport(args, { parallelMinBytes: Infinity }),
       );
     }
+  });
+});
+
+Deno.test("report: a worker that cannot start is a warning; the file is read on one thread", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/big.log`;
+    const lines: string[] = [];
+    for (let i = 0; i < 1_000; i++) lines.push(textLine(T0 + i * 1_000, `192.0.2.${i % 200}`, 22));
+    await Deno.writeTextFile(path, lines.join(""));
+    const one = await runReport([path], { parallelMinBytes: Infinity });
+    const result = await runReport([path], {
+      parallelMinBytes: 0,
+      workerUrl: await brokenWorker(dir),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, one.stdout);
+    assert.match(
+      result.stderr,
+      /^net-bouncer: warning: The report's second thread failed \(.*Broken worker\): reading on one\n$/,
+    );
   });
 });
