@@ -332,7 +332,11 @@ export async function runProgram(
 
 /** Connects to host:port, reads until the server closes, returns the number of bytes received. */
 export async function knock(hostname: string, port: number): Promise<number> {
-  const conn = await Deno.connect({ hostname, port });
+  return await readUntilClosed(await Deno.connect({ hostname, port }));
+}
+
+/** Reads from `conn` until the server closes it, closes it; returns the bytes received. */
+export async function readUntilClosed(conn: Deno.Conn): Promise<number> {
   let received = 0;
   const buffer = new Uint8Array(1024);
   try {

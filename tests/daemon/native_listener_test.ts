@@ -12,6 +12,7 @@ import {
   linesMatching,
   LISTENERS,
   needsTools,
+  readUntilClosed,
   run,
   runKnock,
   startProgram,
@@ -102,8 +103,11 @@ for (const listener of LISTENERS) {
           });
           // Clients from an address the flood does not use: ::1.
           for (let i = 1; i <= 20; i++) {
+            const conn = await Deno.connect({ hostname: "::1", port: program.port });
+            // From the completed handshake: a SYN that the kernel dropped while the flood filled
+            // the accept queue is sent again by the client a second later, which is not the
+            // listener's delay.
             const started = Date.now();
-            assert.equal(await knock("::1", program.port), 0);
             await waitFor(
               "the client's line",
               () => connectionAddresses(program.log()).filter((a) => a === "::1").length === i,
@@ -112,6 +116,7 @@ for (const listener of LISTENERS) {
               },
             );
             delays.push(Date.now() - started);
+            assert.equal(await readUntilClosed(conn), 0);
           }
           await flood;
         } finally {
