@@ -527,3 +527,13 @@ export function withTimeZone(zone: string, fn: () => void): void {
     else Deno.env.set("TZ", before);
   }
 }
+
+/** The 16 bytes of an IPv6 address written in full or with "::" (no dotted IPv4 tail). */
+export function ipv6Bytes(text: string): Uint8Array {
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, null];
+  const groups = (part: string) => part === "" ? [] : part.split(":").map((g) => parseInt(g, 16));
+  const first = groups(head);
+  const last = tail === null ? [] : groups(tail);
+  const all = [...first, ...Array(8 - first.length - last.length).fill(0), ...last];
+  return Uint8Array.from(all.flatMap((group) => [group >> 8, group & 0xff]));
+}

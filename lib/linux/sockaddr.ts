@@ -4,7 +4,6 @@
  * buffer are made once, so a connection costs no allocation.
  */
 import { AF_INET, AF_INET6 } from "./libc.ts";
-import { addressText } from "../daemon/client_address.ts";
 
 /** The address family of a socket address (host order: little-endian on Linux targets). */
 export function sockaddrFamily(sockaddr: Uint8Array): number {
@@ -49,9 +48,4 @@ export function sockaddrAddress(views: SockaddrViews): Uint8Array | null {
   if (family !== AF_INET6) return null;
   // ::ffff:0:0/96: bytes 8-17 zero, 18-19 0xff (the third word read little-endian).
   return words[2] === 0 && words[3] === 0 && words[4] === 0xffff0000 ? views.mapped : views.ipv6;
-}
-
-/** The RFC 5952 text of 16 IPv6 address bytes from `offset` (as the log writes it). */
-export function formatIPv6(bytes: Uint8Array, offset = 0): string {
-  return addressText(bytes.subarray(offset, offset + 16));
 }

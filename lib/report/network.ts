@@ -7,7 +7,7 @@
  * without its JIT, so IPv4 is read with a few string builtins and arithmetic, not a library;
  * IPv6 text is written by the daemon's own RFC 5952 writer.
  */
-import { formatIPv6 } from "../linux/sockaddr.ts";
+import { addressText } from "../daemon/client_address.ts";
 
 /** Prefix length of the IPv4 networks in the report. */
 export const IPV4_NETWORK_BITS = 24;
@@ -101,7 +101,7 @@ function groupsText(groups: number[]): string {
     bytes[2 * i] = groups[i] >> 8;
     bytes[2 * i + 1] = groups[i] & 255;
   }
-  return formatIPv6(bytes);
+  return addressText(bytes);
 }
 
 function dottedQuad(value: number): string {
