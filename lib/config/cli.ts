@@ -10,12 +10,14 @@
 import { escapeControls, quote, UsageError } from "../errors.ts";
 import { DEFAULT_FORMAT, LOG_FORMATS, type LogFormat } from "../log/format.ts";
 import { parsePorts } from "./ports.ts";
-import type { Family } from "../daemon/bouncer.ts";
 
 /** Which accept loop serves the ports (for tests and troubleshooting). */
 export type ListenerKind = "auto" | "native" | "portable";
 /** The `--listener` values: native is the Linux libc listener, portable uses `Deno.listen`. */
 export const LISTENER_KINDS: readonly ListenerKind[] = ["auto", "native", "portable"];
+
+/** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
+export type Family = "dual" | "ipv4" | "ipv6";
 
 /** What the command line asks for. */
 export interface Config {

@@ -4,11 +4,9 @@ import type { EventLog } from "../log/event_log.ts";
 import { type Formatter, MAX_CONNECTION_LINE_BYTES } from "../log/format.ts";
 import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import type { Family } from "../config/cli.ts";
 import type { PrefixSet } from "../config/prefix_set.ts";
 import { Throttle } from "../log/throttle.ts";
-
-/** Which clients the default listeners take: both IP versions, IPv4 only, or IPv6 only. */
-export type Family = "dual" | "ipv4" | "ipv6";
 
 /** The shortest interval between two log lines about failing accepts, in milliseconds. */
 export const ACCEPT_ERROR_REPORT_INTERVAL_MS = 1_000;

@@ -3,7 +3,7 @@
  * through libc) and lib/daemon/portable_listener.ts (`Deno.listen`, everywhere).
  */
 
-/** A failed accept as the sink hears of it: its kind (lib/daemon/accept_error.ts) and errno name. */
+/** A failed accept as the sink hears of it: its kind (lib/accept_error.ts) and errno name. */
 export interface AcceptFailure {
   /**
    * `connection`: one connection went away before it was accepted (the loop accepts the next at

@@ -44,7 +44,7 @@ import {
   writeEpollEvent,
 } from "../linux/libc.ts";
 import { sockaddrAddress, sockaddrFamily, sockaddrPort, sockaddrViews } from "../linux/sockaddr.ts";
-import { acceptErrorKind, backOff } from "./accept_error.ts";
+import { acceptErrorKind, backOff } from "../accept_error.ts";
 import { addressBytes } from "./client_address.ts";
 import type { ConnectionSink, ListenerSet } from "./listener_set.ts";
 
@@ -282,7 +282,7 @@ export class NativeListeners implements ListenerSet {
 
   /**
    * Accepts up to `limit` connections on listener `index`, until its queue is empty; false if
-   * the loop must back off. Failures are sorted by errno (lib/daemon/accept_error.ts).
+   * the loop must back off. Failures are sorted by errno (lib/accept_error.ts).
    */
   #acceptAll(index: number, sink: ConnectionSink, limit: number): boolean {
     const { symbols } = this.#libc;

@@ -4,7 +4,7 @@
  * fails for a client that reset at once: such a connection is counted, never logged.
  */
 import { isOsError } from "../errors.ts";
-import { acceptErrorCode, acceptErrorKind, backOff } from "./accept_error.ts";
+import { acceptErrorCode, acceptErrorKind, backOff } from "../accept_error.ts";
 import { addressBytes } from "./client_address.ts";
 import type { AcceptFailure, ConnectionSink, ListenerSet } from "./listener_set.ts";
 
@@ -42,7 +42,7 @@ export interface PortableListenersOptions {
   listen?: ListenFunction;
 }
 
-/** How a failed `accept()` is handled: sorted by its errno (lib/daemon/accept_error.ts). */
+/** How a failed `accept()` is handled: sorted by its errno (lib/accept_error.ts). */
 export function portableAcceptFailure(error: Error): AcceptFailure | "reset" {
   const code = acceptErrorCode(error);
   // getpeername(2) failed: the client reset the connection before Deno asked for its address.

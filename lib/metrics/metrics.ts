@@ -4,7 +4,7 @@
  * text exposition format 0.0.4.
  */
 
-import { RESOURCE_ERRORS } from "../daemon/accept_error.ts";
+import { RESOURCE_ERRORS } from "../accept_error.ts";
 import { type ProcessStats, processStats } from "./process_stats.ts";
 
 /** Why an accept failed, as counted: the resource errors (lower case), and the rest. */

@@ -8,11 +8,7 @@
 import { isOsError, reason, withMessage } from "../errors.ts";
 import type { EventLog } from "../log/event_log.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
-import {
-  ACCEPT_ERROR_BACKOFF_MS,
-  acceptErrorCode,
-  acceptErrorKind,
-} from "../daemon/accept_error.ts";
+import { ACCEPT_ERROR_BACKOFF_MS, acceptErrorCode, acceptErrorKind } from "../accept_error.ts";
 import { writeAll } from "../write_all.ts";
 
 /** The largest request head (request line and headers) read, in bytes; more is answered 431. */

@@ -1,6 +1,7 @@
 /** Bouncer with a fake listener set: binding plans, fallbacks, reports and the allow-list. */
 import assert from "node:assert/strict";
-import { Bouncer, type Family } from "../../lib/daemon/bouncer.ts";
+import { Bouncer } from "../../lib/daemon/bouncer.ts";
+import type { Family } from "../../lib/config/cli.ts";
 import { EventLog } from "../../lib/log/event_log.ts";
 import { createFormatter } from "../../lib/log/format.ts";
 import type { ListenerSet } from "../../lib/daemon/listener_set.ts";

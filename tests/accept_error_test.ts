@@ -1,13 +1,9 @@
 /** Accept errors sorted by errno, once for every accept loop (native, portable, metrics). */
 import assert from "node:assert/strict";
-import { ACCEPT_ERROR_REASONS } from "../../lib/metrics/metrics.ts";
-import {
-  acceptErrorCode,
-  acceptErrorKind,
-  RESOURCE_ERRORS,
-} from "../../lib/daemon/accept_error.ts";
-import { portableAcceptFailure } from "../../lib/daemon/portable_listener.ts";
-import { errnoName } from "../../lib/linux/libc.ts";
+import { ACCEPT_ERROR_REASONS } from "../lib/metrics/metrics.ts";
+import { acceptErrorCode, acceptErrorKind, RESOURCE_ERRORS } from "../lib/accept_error.ts";
+import { portableAcceptFailure } from "../lib/daemon/portable_listener.ts";
+import { errnoName } from "../lib/linux/libc.ts";
 
 Deno.test("acceptErrorKind: an empty queue, a signal, one connection's, resources, the rest", () => {
   const kinds = (codes: string[]) => codes.map(acceptErrorKind);
