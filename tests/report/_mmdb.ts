@@ -6,6 +6,8 @@
 /** A value of the MaxMind DB data format: strings, uint32, arrays and maps. */
 export type MmdbValue = string | number | MmdbValue[] | { [key: string]: MmdbValue };
 
+import { ipv6Bytes } from "../_util.ts";
+
 const encoder = new TextEncoder();
 
 /** The control bytes of a field of `type` (MaxMind DB format 2.0) and `size` (below 285). */
@@ -41,13 +43,8 @@ function bitsOf(cidr: string): { bits: bigint; length: number } {
     const v4 = address.split(".").reduce((sum, octet) => sum * 256n + BigInt(octet), 0n);
     return { bits: v4, length: 96 + Number(lengthText) };
   }
-  const [head, tail = ""] = address.split("::");
-  const groups = (text: string) => text === "" ? [] : text.split(":").map((g) => parseInt(g, 16));
-  const left = groups(head);
-  const right = groups(tail);
-  const all = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
   return {
-    bits: all.reduce((sum, group) => sum * 65536n + BigInt(group), 0n),
+    bits: ipv6Bytes(address).reduce((sum, byte) => sum * 256n + BigInt(byte), 0n),
     length: Number(lengthText),
   };
 }
